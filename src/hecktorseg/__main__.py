@@ -1,0 +1,6 @@
+"""``python -m hecktorseg``."""
+
+from hecktorseg.cli import main
+
+if __name__ == "__main__":
+    main()

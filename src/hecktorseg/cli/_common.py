@@ -1,0 +1,180 @@
+"""Shared pieces of the command-line layer: error display, progress bars, config flags."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import types
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, Optional, TypeVar, Union, get_args, get_origin
+
+import attrs
+import typer
+import yaml
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from hecktorseg.config import config_fields, help_text
+from hecktorseg.errors import HecktorsegError
+
+__all__ = [
+    "console",
+    "err_console",
+    "handle_errors",
+    "progress_bar",
+    "setup_logging",
+    "with_config_options",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG_PANEL = "Configuration fields (override the YAML)"
+_PREFIX = "cfg__"
+
+
+def setup_logging(verbose: int = 0) -> None:
+    """Route library logging to a rich handler on stderr (INFO by default, DEBUG with -v)."""
+    level = logging.DEBUG if verbose > 0 else logging.INFO
+    root = logging.getLogger("hecktorseg")
+    root.setLevel(level)
+    if not any(isinstance(h, RichHandler) for h in root.handlers):
+        handler = RichHandler(console=err_console, show_path=False, show_time=False, markup=False)
+        handler.setLevel(level)
+        root.addHandler(handler)
+        root.propagate = False
+
+
+def handle_errors(func: F) -> F:
+    """Show :class:`~hecktorseg.errors.HecktorsegError` as one red line and exit 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HecktorsegError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(code=130) from None
+
+    return typing.cast(F, wrapper)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, disable: bool = False) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar, yielded as a :data:`~hecktorseg.typing.ProgressCallback`."""
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[message]}"),
+        console=err_console,
+        disable=disable,
+        transient=False,
+    )
+    task = progress.add_task(description, total=None, message="")
+
+    def update(completed: int, total: int, message: str = "") -> None:
+        progress.update(task, completed=completed, total=total, message=message)
+
+    with progress:
+        yield update
+
+
+def _cli_annotation(tp: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """Map a config field type to a Typer-friendly annotation and a parser of the flag's value."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _cli_annotation(args[0])
+    if tp in (bool, int, float):
+        return tp, lambda v: v
+    if tp is str or origin is Literal:
+        return str, lambda v: v
+
+    def parse(value: Any) -> Any:
+        text = str(value)
+        if "," in text and not text.lstrip().startswith(("[", "{")):
+            text = f"[{text}]"
+        parsed = yaml.safe_load(text)
+        if get_origin(tp) is tuple and not isinstance(parsed, (list, tuple)):
+            n = len(get_args(tp))
+            if n and get_args(tp)[-1] is not Ellipsis:
+                parsed = [parsed] * n
+        return parsed
+
+    return str, parse
+
+
+def with_config_options(config_cls: type, *, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Add one ``--flag`` per field of ``config_cls`` to a Typer command.
+
+    The wrapped function must accept a keyword argument ``overrides: dict[str, Any]``;
+    it receives the flags the user gave (unset flags are left out), ready for
+    :func:`hecktorseg.config.merge`. Tuple fields accept ``1,1,1`` or a single
+    value that is repeated; booleans get ``--x/--no-x``.
+    """
+
+    def decorator(func: F) -> F:
+        sig = inspect.signature(func)
+        params = [p for p in sig.parameters.values() if p.name != "overrides"]
+        taken = {p.name for p in params}
+        parsers: dict[str, Callable[[Any], Any]] = {}
+        extra: list[inspect.Parameter] = []
+        for field in config_fields(config_cls):
+            if field.name in exclude or field.name in taken:
+                continue
+            annotation, parser = _cli_annotation(field.type)
+            flag = "--" + field.name.replace("_", "-")
+            decls = [f"{flag}/--no-{flag[2:]}"] if annotation is bool else [flag]
+            default = field.default
+            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                default = "(computed)"
+            help_ = f"{help_text(field)} (default: {default})"
+            extra.append(
+                inspect.Parameter(
+                    _PREFIX + field.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=typer.Option(
+                        None, *decls, help=help_, rich_help_panel=CONFIG_PANEL, show_default=False
+                    ),
+                    annotation=Optional[annotation],  # noqa: UP045 - Typer needs a runtime Optional
+                )
+            )
+            parsers[field.name] = parser
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            overrides: dict[str, Any] = {}
+            for key in list(kwargs):
+                if key.startswith(_PREFIX):
+                    value = kwargs.pop(key)
+                    name = key[len(_PREFIX) :]
+                    if value is not None:
+                        overrides[name] = parsers[name](value)
+            return func(*args, overrides=overrides, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params + extra)  # type: ignore[attr-defined]
+        return typing.cast(F, wrapper)
+
+    return decorator

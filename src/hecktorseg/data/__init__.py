@@ -1,0 +1,3 @@
+"""hecktorseg.data (under construction)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""hecktorseg.evaluation (under construction)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""hecktorseg.inference (under construction)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""hecktorseg.losses (under construction)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""hecktorseg.models (under construction)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""hecktorseg.preprocessing (under construction)."""
+
+__all__: list[str] = []

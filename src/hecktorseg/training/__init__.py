@@ -1,0 +1,3 @@
+"""hecktorseg.training (under construction)."""
+
+__all__: list[str] = []
