@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
@@ -84,7 +86,53 @@ def read_image(
             path=p,
             hint="the file is corrupt, truncated or not an image; re-export or re-download it",
         ) from None
+    nan_fraction = _nifti_nan_fraction(p)
+    if nan_fraction:
+        raise DataError(
+            f"image holds NaN values ({nan_fraction:.1%} of voxels)",
+            path=p,
+            hint="fix the export, or replace them (e.g. with -1024 HU for CT, 0 SUV for PET) before use",
+        )
     return validate_image(image, path=p, kind=kind, allowed_labels=allowed_labels)
+
+
+_NIFTI_FLOAT_TYPES = {16: "f4", 64: "f8"}
+
+
+def _nifti_nan_fraction(path: Path) -> float:
+    """Fraction of NaN voxels in a floating-point NIfTI file (0.0 for other files).
+
+    ITK's NIfTI reader silently turns NaN into 0, so a NaN-filled export would
+    look like a valid empty image; this reads the raw voxel block to catch it.
+    """
+    name = path.name.lower()
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        return 0.0
+    try:
+        raw = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    except (OSError, EOFError, zlib.error):
+        return 0.0  # unreadable files are reported by the reader itself
+    for endian in ("<", ">"):
+        size = int(np.frombuffer(raw[:4], dtype=f"{endian}i4")[0]) if len(raw) >= 4 else 0
+        if size == 348 and len(raw) >= 352:
+            datatype = int(np.frombuffer(raw[70:72], dtype=f"{endian}i2")[0])
+            offset = int(np.frombuffer(raw[108:112], dtype=f"{endian}f4")[0])
+            break
+        if size == 540 and len(raw) >= 544:
+            datatype = int(np.frombuffer(raw[12:14], dtype=f"{endian}i2")[0])
+            offset = int(np.frombuffer(raw[168:176], dtype=f"{endian}i8")[0])
+            break
+    else:
+        return 0.0
+    code = _NIFTI_FLOAT_TYPES.get(datatype)
+    if code is None or offset <= 0:
+        return 0.0
+    dtype = np.dtype(f"{endian}{code}")
+    usable = (len(raw) - offset) // dtype.itemsize
+    if usable <= 0:
+        return 0.0
+    data = np.frombuffer(raw, dtype=dtype, count=usable, offset=offset)
+    return float(np.isnan(data).mean())
 
 
 def validate_image(
