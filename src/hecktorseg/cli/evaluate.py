@@ -1,9 +1,108 @@
-"""``hecktorseg evaluate``."""
+"""``hecktorseg evaluate``: official HECKTOR 2020/2021/2022 scores of a folder of predictions."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from hecktorseg.cli._common import console, handle_errors, progress_bar
+
+HELP = """Score PRED_DIR/<PID>.nii.gz against the ground truth by one edition's official rules.
+
+GT_DIR is a dataset (any layout hecktorseg reads) or a folder of <PID>.nii.gz label maps. 2020: mean Dice (+ precision, recall) on the box grid; 2021: mean Dice and median HD95; 2022: aggregated Dice per label (GTVp, GTVn) and their mean. Missing predictions are scored as the rules say. Writes OUT_DIR/per_case.csv and OUT_DIR/summary.json when OUT_DIR is given (as a third argument or with --out).
+"""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "—" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.4f}")
+    return str(value)
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``evaluate`` command to ``app``."""
+
+    @app.command("evaluate", help=HELP)
+    @handle_errors
+    def evaluate(
+        pred_dir: Path = typer.Argument(..., help="Folder of <PID>.nii.gz predictions."),
+        gt_dir: Path = typer.Argument(
+            ..., help="Ground truth: a dataset folder or a folder of <PID>.nii.gz."
+        ),
+        out_dir_arg: Optional[Path] = typer.Argument(  # noqa: UP045 - Typer needs a runtime Optional
+            None, metavar="[OUT_DIR]", help="Where per_case.csv and summary.json go (same as --out)."
+        ),
+        edition: str = typer.Option(..., "--edition", "-e", help="Scoring rules: 2020, 2021 or 2022."),
+        bbox: Optional[Path] = typer.Option(  # noqa: UP045
+            None, "--bbox", help="Box table (2020/2021) when GT_DIR has none, or to override it."
+        ),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder."),  # noqa: UP045
+        layout: Optional[str] = typer.Option(  # noqa: UP045
+            None, "--layout", help="Force the GT dataset layout: 2020, 2021, 2022 or nnunet."
+        ),
+        quirk: bool = typer.Option(
+            False,
+            "--official-spacing-quirk/--no-official-spacing-quirk",
+            help="2021: reproduce the official HD95 script's (x,y,z) spacing on (z,y,x) arrays.",
+        ),
+        tolerance: float = typer.Option(1.0, "--tolerance", help="Surface-Dice tolerance in mm."),
+        strict: bool = typer.Option(False, "--strict", help="Stop at the first unusable prediction."),
+        force: bool = typer.Option(False, "--force", help="Overwrite existing per_case.csv / summary.json."),
+    ) -> None:
+        from rich.table import Table
+
+        from hecktorseg.errors import ConfigError
+        from hecktorseg.evaluation import EDITIONS, metric_columns
+        from hecktorseg.evaluation import evaluate as run_evaluation
+
+        if out_dir_arg is not None and out is not None and out_dir_arg != out:
+            raise ConfigError(
+                "two output folders given", hint="give OUT_DIR either as an argument or with --out"
+            )
+        if edition not in EDITIONS:
+            raise ConfigError(f"unknown edition {edition!r}", hint=f"use one of {', '.join(EDITIONS)}")
+        out_dir = out if out is not None else out_dir_arg
+        with progress_bar("evaluating") as update:
+            result = run_evaluation(
+                pred_dir,
+                gt_dir,
+                edition=edition,
+                bbox_table=bbox,
+                out_dir=out_dir,
+                layout=layout,
+                official_spacing_quirk=quirk,
+                tolerance_mm=tolerance,
+                strict=strict,
+                overwrite=force,
+                progress=update,
+            )
+        shown = (
+            ["dice", "precision", "recall", "hd95", "surface_dice"]
+            if edition != "2022"
+            else ["dice_GTVp", "dice_GTVn", "hd95_GTVp", "hd95_GTVn"]
+        )
+        shown = [c for c in shown if c in metric_columns(edition)]
+        table = Table(title=f"HECKTOR {edition} scores ({len(result.cases)} cases)")
+        table.add_column("patient")
+        table.add_column("status")
+        for column in shown:
+            table.add_column(column, justify="right")
+        for row in result.rows():
+            style = None if row["status"] == "ok" else "yellow"
+            table.add_row(row["patient_id"], row["status"], *(_fmt(row[c]) for c in shown), style=style)
+        console.print(table)
+        summary = Table(title="summary", show_header=False)
+        summary.add_column("key")
+        summary.add_column("value", justify="right")
+        for key, value in result.summary.items():
+            if isinstance(value, dict):
+                for sub, v in value.items():
+                    summary.add_row(f"{key}[{sub}]", _fmt(v))
+            else:
+                summary.add_row(key, _fmt(value))
+        console.print(summary)
+        if result.summary_json is not None:
+            console.print(f"wrote {result.per_case_csv} and {result.summary_json}", highlight=False)

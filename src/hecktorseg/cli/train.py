@@ -1,9 +1,115 @@
-"""``hecktorseg train``."""
+"""``hecktorseg train``: cross-validated training on a preprocessed dataset.
+
+Settings come from the defaults (the paper's recipe), then ``--config YAML`` (top
+level or under a ``train:`` key; see ``examples/train_paper.yaml``), then the flags.
+
+Several GPUs
+------------
+One model on several GPUs (DistributedDataParallel; ``--batch-size`` is per GPU)::
+
+    torchrun --nproc_per_node 2 -m hecktorseg train DATA OUT --fold 0
+
+Several nodes (run on every node)::
+
+    torchrun --nnodes 2 --nproc_per_node 4 --rdzv_backend c10d \\
+        --rdzv_endpoint HOST:29500 -m hecktorseg train DATA OUT --fold 0
+
+One fold per GPU, in parallel::
+
+    for k in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$k hecktorseg train DATA OUT --fold $k & done; wait
+
+Stop any time and continue later with ``--resume`` (from ``OUT/fold_K/last.pt``).
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from hecktorseg.cli._common import console, handle_errors, progress_bar, with_config_options
+from hecktorseg.training.config import TrainConfig
+
+HELP = (
+    "Train the SE-norm U-Net on a preprocessed dataset (one cross-validation fold, or all).\n\n"
+    "DATA_DIR is the output of 'hecktorseg preprocess' (with manifest.json). Results go to "
+    "OUT_DIR/fold_K: best.pt, last.pt, metrics.csv, learning_curves.png, config.yaml, split.json. "
+    "Settings: defaults (the paper's recipe) < --config YAML < flags. Existing results are kept "
+    "unless --resume (continue from last.pt) or --force (start over).\n\n"
+    "Several GPUs: torchrun --nproc_per_node N -m hecktorseg train DATA OUT --fold K "
+    "(--batch-size is per GPU; add --nnodes and --rdzv-endpoint for several nodes).\n\n"
+    "One fold per GPU: CUDA_VISIBLE_DEVICES=K hecktorseg train DATA OUT --fold K & (for each K)."
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``train`` command to ``app``."""
+
+    @app.command("train", help=HELP)
+    @handle_errors
+    @with_config_options(TrainConfig)
+    def train_command(
+        data_dir: Path = typer.Argument(
+            ..., help="Preprocessed dataset (output of 'hecktorseg preprocess')."
+        ),
+        out_dir: Path = typer.Argument(..., help="Output folder; fold K writes OUT_DIR/fold_K."),
+        config_file: Optional[Path] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
+            None, "--config", help="YAML config (top level, or under a 'train:' key)."
+        ),
+        fold: Optional[int] = typer.Option(  # noqa: UP045
+            None, "--fold", min=0, help="Fold to train, 0-based (default: the config's 'fold', 0)."
+        ),
+        all_folds: bool = typer.Option(
+            False, "--all-folds", help="Train every fold of the split, one after another."
+        ),
+        filters: Optional[int] = typer.Option(  # noqa: UP045
+            None, "--filters", min=1, help="Alias of --n-filters (filters at the first level)."
+        ),
+        resume: bool = typer.Option(False, "--resume", help="Continue from OUT_DIR/fold_K/last.pt."),
+        force: bool = typer.Option(
+            False, "--force", help="Delete earlier results of the fold(s) and start over."
+        ),
+        *,
+        overrides: dict[str, Any],
+    ) -> None:
+        from hecktorseg.config import load_yaml, merge
+        from hecktorseg.errors import ConfigError, DataError
+
+        if resume and force:
+            raise ConfigError("--resume and --force contradict each other", hint="give one of them")
+        if fold is not None and all_folds:
+            raise ConfigError("--fold and --all-folds contradict each other", hint="give one of them")
+        if not data_dir.is_dir():
+            raise DataError(
+                "data directory not found",
+                path=data_dir,
+                hint="give the output folder of 'hecktorseg preprocess'",
+            )
+        config = TrainConfig()
+        if config_file is not None:
+            config = load_yaml(TrainConfig, config_file, section="train")
+        changes = dict(overrides)
+        if filters is not None:
+            changes["n_filters"] = filters
+        if fold is not None:
+            changes["fold"] = fold
+        config = merge(config, changes, where="command line")
+
+        from hecktorseg.training import fold_splits, train
+
+        folds = list(range(len(fold_splits(data_dir, config)))) if all_folds else [config.fold]
+        main = int(os.environ.get("RANK", "0") or 0) == 0
+        for k in folds:
+            with progress_bar(f"fold {k}", disable=not main) as progress:
+                result = train(
+                    data_dir, out_dir, config, fold=k, resume=resume, force=force, progress=progress
+                )
+            if main:
+                console.print(
+                    f"fold {k}: best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch} "
+                    f"→ {result.best_checkpoint}",
+                    highlight=False,
+                    soft_wrap=True,
+                )

@@ -1,3 +1,41 @@
-"""hecktorseg.inference (under construction)."""
+"""Inference: submission-ready masks on the original CT grid from one model or an ensemble.
 
-__all__: list[str] = []
+- :class:`Predictor` holds the loaded models (loaded once), averages their
+  probabilities (ensemble) and optionally over the 8 mirrorings (test-time
+  augmentation), preprocesses raw cases in memory with the checkpoint's
+  settings and maps probabilities back onto the CT grid before thresholding.
+- :func:`predict_dataset` predicts a dataset folder (``OUT/<PID>.nii.gz``),
+  skipping finished cases and reporting failures.
+- :func:`sliding_window_predict` blends overlapping windows with Gaussian
+  weights for inputs larger than the network's grid.
+"""
+
+from hecktorseg.inference.dataset import (
+    PROBABILITY_DIR,
+    UNCERTAINTY_DIR,
+    PredictReport,
+    predict_dataset,
+)
+from hecktorseg.inference.predictor import (
+    MIRROR_AXES,
+    CasePrediction,
+    Predictor,
+    keep_largest_component,
+    resolve_device,
+)
+from hecktorseg.inference.sliding_window import gaussian_importance_map, sliding_window_predict, window_starts
+
+__all__ = [
+    "MIRROR_AXES",
+    "PROBABILITY_DIR",
+    "UNCERTAINTY_DIR",
+    "CasePrediction",
+    "PredictReport",
+    "Predictor",
+    "gaussian_importance_map",
+    "keep_largest_component",
+    "predict_dataset",
+    "resolve_device",
+    "sliding_window_predict",
+    "window_starts",
+]

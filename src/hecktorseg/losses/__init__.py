@@ -1,3 +1,23 @@
-"""hecktorseg.losses (under construction)."""
+"""Segmentation losses of the HECKTOR 2020 winning solution: Dice, focal and their sum."""
 
-__all__: list[str] = []
+from hecktorseg.losses.segmentation import (
+    DiceFocalLoss,
+    DiceLoss,
+    FocalLoss,
+    available_losses,
+    build_loss,
+    dice_loss,
+    focal_loss,
+    prepare_target,
+)
+
+__all__ = [
+    "DiceFocalLoss",
+    "DiceLoss",
+    "FocalLoss",
+    "available_losses",
+    "build_loss",
+    "dice_loss",
+    "focal_loss",
+    "prepare_target",
+]

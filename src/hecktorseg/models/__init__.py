@@ -1,3 +1,77 @@
-"""hecktorseg.models (under construction)."""
+"""Networks of hecktorseg: the SE-norm U-Net (HECKTOR 2020 winner), the plain baseline U-Net,
+a name registry, checkpoints (ours and the original implementation's), export and fast CPU inference.
+"""
 
-__all__: list[str] = []
+from hecktorseg.models.baseline_unet import BaselineUNet
+from hecktorseg.models.checkpoint import (
+    LoadedCheckpoint,
+    load_any_checkpoint,
+    load_checkpoint,
+    load_original_checkpoint,
+    read_checkpoint_file,
+    save_checkpoint,
+)
+from hecktorseg.models.export import EXPORT_SUFFIXES, export_model, verify_export
+from hecktorseg.models.layers import (
+    BasicConv3d,
+    ResidualSEConv3d,
+    SEConv3d,
+    SENorm3d,
+    SEUpsample3d,
+    SEWeights3d,
+)
+from hecktorseg.models.performance import (
+    InferenceSettings,
+    Precision,
+    bf16_supported,
+    inference_context,
+    optimize_for_inference,
+    resolve_inference_settings,
+    run_inference,
+)
+from hecktorseg.models.registry import (
+    available_models,
+    build_model,
+    model_hparams,
+    model_name,
+    register_model,
+    unwrap_model,
+)
+from hecktorseg.models.senorm_unet import SENormUNet
+from hecktorseg.models.utils import SIZE_DIVISOR, check_input_shape, probabilities
+
+__all__ = [
+    "EXPORT_SUFFIXES",
+    "SIZE_DIVISOR",
+    "BaselineUNet",
+    "BasicConv3d",
+    "InferenceSettings",
+    "LoadedCheckpoint",
+    "Precision",
+    "ResidualSEConv3d",
+    "SEConv3d",
+    "SENorm3d",
+    "SENormUNet",
+    "SEUpsample3d",
+    "SEWeights3d",
+    "available_models",
+    "bf16_supported",
+    "build_model",
+    "check_input_shape",
+    "export_model",
+    "inference_context",
+    "load_any_checkpoint",
+    "load_checkpoint",
+    "load_original_checkpoint",
+    "model_hparams",
+    "model_name",
+    "optimize_for_inference",
+    "probabilities",
+    "read_checkpoint_file",
+    "register_model",
+    "resolve_inference_settings",
+    "run_inference",
+    "save_checkpoint",
+    "unwrap_model",
+    "verify_export",
+]

@@ -1,3 +1,71 @@
-"""hecktorseg.preprocessing (under construction)."""
+"""Preprocessing: PET/CT (and labels) onto one reference grid in the head-and-neck box, and back.
 
-__all__: list[str] = []
+- :class:`PreprocessConfig` — every setting (the successor of the original ``make_dataset.yaml``).
+- :func:`preprocess_case` / :func:`preprocess_images` — one case in memory;
+  :func:`preprocess_dataset` — a whole dataset on disk (parallel, resumable, in parts),
+  described by a manifest (:func:`read_manifest`, :func:`merge_manifests`).
+- :func:`reference_geometry`, :func:`pet_fov_mask`, :func:`to_original_grid` — the grid and the
+  inverse mapping of predictions onto the original CT grid.
+- :func:`normalize_ct`, :func:`normalize_pet`, :func:`stack_channels` — the intensity
+  normalisation shared by training and inference.
+"""
+
+from hecktorseg.preprocessing.box import box_from_label, box_from_pet, find_brain
+from hecktorseg.preprocessing.case import PreprocessedCase, choose_box, preprocess_case, preprocess_images
+from hecktorseg.preprocessing.config import BoxSource, PreprocessConfig
+from hecktorseg.preprocessing.dataset import PreprocessReport, output_paths, preprocess_dataset, select_part
+from hecktorseg.preprocessing.grid import (
+    box_overlap_fraction,
+    pet_fov_mask,
+    reference_geometry,
+    resample_image,
+    resample_label,
+    to_original_grid,
+)
+from hecktorseg.preprocessing.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    ManifestEntry,
+    SourceFile,
+    merge_manifests,
+    read_manifest,
+    record_path,
+    sha256_file,
+    write_manifest,
+)
+from hecktorseg.preprocessing.normalize import PET_EPS, normalize_ct, normalize_pet, stack_channels
+
+__all__ = [
+    "MANIFEST_NAME",
+    "PET_EPS",
+    "BoxSource",
+    "Manifest",
+    "ManifestEntry",
+    "PreprocessConfig",
+    "PreprocessReport",
+    "PreprocessedCase",
+    "SourceFile",
+    "box_from_label",
+    "box_from_pet",
+    "box_overlap_fraction",
+    "choose_box",
+    "find_brain",
+    "merge_manifests",
+    "normalize_ct",
+    "normalize_pet",
+    "output_paths",
+    "pet_fov_mask",
+    "preprocess_case",
+    "preprocess_dataset",
+    "preprocess_images",
+    "read_manifest",
+    "record_path",
+    "reference_geometry",
+    "resample_image",
+    "resample_label",
+    "select_part",
+    "sha256_file",
+    "stack_channels",
+    "to_original_grid",
+    "write_manifest",
+]

@@ -1,0 +1,260 @@
+"""Training-time augmentation on tensors (torch ops only), seeded by an explicit generator.
+
+The paper's augmentation is a random rotation (p = 0.5; 1–3 random axes, each by an
+integer angle in [−44°, 44°]; linear interpolation for images, nearest neighbour for
+the mask) followed by random mirroring (p = 0.5, over a random subset of the axes).
+
+Transforms act on a *sample*: a dict of tensors
+
+- ``"image"``: float32 ``(C, z, y, x)`` in **raw units** (CT in HU, PET in SUV) — the
+  rotation is applied *before* intensity normalisation, exactly as in the paper, so
+  the area rotated in from outside the volume is filled with a per-channel value
+  (air, −1024 HU, for CT and 0 SUV for PET; not 0 HU = water);
+- ``"label"``: float32 ``(1, z, y, x)`` label values (resampled nearest neighbour, so
+  it keeps exactly the values it had);
+- optional ``"mask"``: float32 ``(1, z, y, x)`` PET field-of-view mask (nearest, filled
+  with 0), which normalisation then uses for the PET statistics.
+
+Every transform is called as ``transform(sample, generator)``; all randomness comes
+from the :class:`torch.Generator`, so a sample seeded with the same generator state
+is augmented identically (the datasets derive it from ``(seed, epoch, index)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "Compose",
+    "RandomMirror",
+    "RandomRotation",
+    "Sample",
+    "Transform",
+    "affine_resample",
+    "rotation_matrix",
+]
+
+Sample = dict[str, Tensor]
+"""A training sample: ``{"image": (C, z, y, x), "label": (1, z, y, x), "mask"?: (1, z, y, x)}``."""
+
+_NEAREST_KEYS = ("label", "mask")
+
+
+class Transform(Protocol):
+    """Anything called as ``transform(sample, generator) -> sample``."""
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample: ...  # pragma: no cover
+
+
+def _uniform(generator: torch.Generator) -> float:
+    return float(torch.rand((), generator=generator))
+
+
+def _randint(low: int, high: int, generator: torch.Generator) -> int:
+    """Integer uniformly drawn from ``[low, high]`` (inclusive)."""
+    return int(torch.randint(low, high + 1, (), generator=generator))
+
+
+def _random_axes(low: int, high: int, generator: torch.Generator) -> list[int]:
+    """A random subset of ``{0, 1, 2}`` with between ``low`` and ``high`` elements (sorted)."""
+    count = _randint(low, high, generator)
+    order = torch.randperm(3, generator=generator)[:count]
+    return sorted(int(a) for a in order)
+
+
+def rotation_matrix(angles_deg: Sequence[float]) -> Tensor:
+    """The 3×3 rotation (float64) in array-axis order (z, y, x) for angles about axes z, y, x.
+
+    ``angles_deg[a]`` rotates in the plane of the two *other* array axes ``(b, c)``
+    (``b < c``), in the direction that takes axis ``b`` towards axis ``c`` — the
+    direction of ``np.rot90(array, k=1, axes=(b, c))`` for +90°. The rotations are
+    applied about z, then y, then x.
+    """
+    total = torch.eye(3, dtype=torch.float64)
+    for axis, angle in enumerate(angles_deg):
+        if angle == 0:
+            continue
+        b, c = [i for i in range(3) if i != axis]
+        t = math.radians(float(angle))
+        rot = torch.eye(3, dtype=torch.float64)
+        # np.rot90(k=1, axes=(b, c)) sends the element at (i_b, i_c) to (n_c-1-i_c, i_b):
+        # output position p = R q of input position q (centred) with R[b,c] = -1, R[c,b] = 1.
+        rot[b, b] = math.cos(t)
+        rot[c, c] = math.cos(t)
+        rot[b, c] = -math.sin(t)
+        rot[c, b] = math.sin(t)
+        total = rot @ total
+    return total
+
+
+def affine_resample(
+    sample: Sample,
+    matrix_zyx: Tensor,
+    *,
+    image_fill: Sequence[float] = (-1024.0, 0.0),
+) -> Sample:
+    """Resample a sample through the linear map ``matrix_zyx`` about the volume's centre.
+
+    The output voxel at centred position ``p`` (array units, axes z, y, x) takes the
+    input value at ``matrix_zyx⁻¹ p``: a rotation matrix rotates the content by that
+    rotation. Images use trilinear interpolation and are filled with ``image_fill``
+    (one value per channel) outside the input; ``"label"`` and ``"mask"`` use nearest
+    neighbour and are filled with 0.
+
+    Parameters
+    ----------
+    sample
+        The sample (see :data:`Sample`); other keys are passed through.
+    matrix_zyx
+        3×3 linear map in array-axis order (z, y, x).
+    image_fill
+        Fill value of each image channel (raw units), e.g. ``(-1024, 0)`` for [CT, PET].
+    """
+    image = sample["image"]
+    spatial = image.shape[-3:]
+    # Output-to-input map in voxel units: q = M^-1 p. affine_grid works in normalised
+    # coordinates (x, y, z order, align_corners=False: n = (2 i + 1) / size - 1), so
+    # conjugate with the per-axis half-sizes to keep the map isotropic in voxels.
+    inverse = torch.linalg.inv(matrix_zyx.to(torch.float64))
+    half = torch.tensor([s / 2.0 for s in spatial], dtype=torch.float64)
+    theta_zyx = torch.diag(1.0 / half) @ inverse @ torch.diag(half)
+    theta_xyz = theta_zyx.flip(0).flip(1)  # reverse both axes: (z, y, x) -> (x, y, z)
+    theta = torch.zeros(1, 3, 4, dtype=torch.float32)
+    theta[0, :, :3] = theta_xyz.to(torch.float32)
+    grid = F.affine_grid(theta, [1, 1, *spatial], align_corners=False)
+
+    out = dict(sample)
+    fill = torch.as_tensor(list(image_fill), dtype=image.dtype).reshape(-1, 1, 1, 1)
+    if fill.shape[0] != image.shape[0]:
+        raise ValueError(f"image_fill has {fill.shape[0]} values for {image.shape[0]} image channels")
+    shifted = (image - fill).unsqueeze(0)
+    moved = F.grid_sample(
+        shifted, grid.to(image.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    out["image"] = moved[0] + fill
+    keys = [key for key in _NEAREST_KEYS if key in sample]
+    if keys:  # one nearest-neighbour pass for label and mask together
+        stacked = torch.cat([sample[key].float() for key in keys]).unsqueeze(0)
+        resampled = F.grid_sample(stacked, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
+        start = 0
+        for key in keys:
+            n = sample[key].shape[0]
+            out[key] = resampled[start : start + n].to(sample[key].dtype)
+            start += n
+    return out
+
+
+class RandomRotation:
+    """Random rotation about 1–3 random axes by integer angles (and an optional random zoom).
+
+    Parameters
+    ----------
+    p
+        Probability of rotating a sample.
+    max_angle
+        Each chosen axis is rotated by an integer angle drawn uniformly from
+        ``[-max_angle, max_angle]`` degrees.
+    axes
+        ``(min, max)`` number of axes rotated (uniform).
+    image_fill
+        Per-channel fill value (raw units) for the area rotated in from outside.
+    scale_p
+        Probability of an isotropic zoom by a factor from ``scale_range`` (an extra,
+        not in the paper; 0 by default).
+    scale_range
+        ``(min, max)`` zoom factor.
+    """
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        max_angle: float = 44.0,
+        *,
+        axes: tuple[int, int] = (1, 3),
+        image_fill: Sequence[float] = (-1024.0, 0.0),
+        scale_p: float = 0.0,
+        scale_range: tuple[float, float] = (0.9, 1.1),
+    ) -> None:
+        self.p = p
+        self.max_angle = int(max_angle)
+        self.axes = axes
+        self.image_fill = tuple(float(v) for v in image_fill)
+        self.scale_p = scale_p
+        self.scale_range = scale_range
+
+    def sample_matrix(self, generator: torch.Generator) -> Tensor | None:
+        """Draw the 3×3 map of one sample (``None``: leave the sample unchanged)."""
+        matrix: Tensor | None = None
+        if _uniform(generator) < self.p:
+            angles = [0.0, 0.0, 0.0]
+            for axis in _random_axes(self.axes[0], self.axes[1], generator):
+                angles[axis] = float(_randint(-self.max_angle, self.max_angle, generator))
+            if any(angles):
+                matrix = rotation_matrix(angles)
+        if self.scale_p > 0 and _uniform(generator) < self.scale_p:
+            lo, hi = self.scale_range
+            factor = lo + (hi - lo) * _uniform(generator)
+            scale = torch.eye(3, dtype=torch.float64) * factor
+            matrix = scale if matrix is None else scale @ matrix
+        return matrix
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
+        """Rotate ``sample`` (images linear, label/mask nearest)."""
+        matrix = self.sample_matrix(generator)
+        if matrix is None:
+            return sample
+        return affine_resample(sample, matrix, image_fill=self.image_fill)
+
+    def __repr__(self) -> str:
+        return f"RandomRotation(p={self.p}, max_angle={self.max_angle}, axes={self.axes})"
+
+
+class RandomMirror:
+    """Random mirroring over a random subset (1–3) of the spatial axes.
+
+    Parameters
+    ----------
+    p
+        Probability of mirroring a sample.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
+        """Flip every tensor of ``sample`` over the same random spatial axes."""
+        if not _uniform(generator) < self.p:
+            return sample
+        axes = [a + 1 for a in _random_axes(1, 3, generator)]  # skip the channel axis
+        return {key: torch.flip(value, dims=axes) for key, value in sample.items()}
+
+    def __repr__(self) -> str:
+        return f"RandomMirror(p={self.p})"
+
+
+class Compose:
+    """Apply transforms one after another with the same generator.
+
+    Parameters
+    ----------
+    transforms
+        The transforms, in order.
+    """
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
+        """Apply every transform in order."""
+        for transform in self.transforms:
+            sample = transform(sample, generator)
+        return sample
+
+    def __repr__(self) -> str:
+        return f"Compose({self.transforms!r})"

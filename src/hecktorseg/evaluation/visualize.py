@@ -1,0 +1,296 @@
+"""PNG overlays for checking segmentations by eye: CT and PET slices with contours.
+
+Each picture has two rows (CT, PET) and three columns (axial, coronal,
+sagittal), cut through the centroid of the ground truth (else of the
+prediction, else the image centre). The ground-truth contour is green, the
+prediction's red (label 2 dashed). Everything is resampled onto the CT grid
+in world coordinates, so inputs on different grids line up; pixels are drawn
+at their physical size (anisotropic voxels are not stretched).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+
+from hecktorseg.errors import DataError, LayoutError
+from hecktorseg.io import Case, Layout, atomic_path, read_image
+from hecktorseg.typing import PathLike, ProgressCallback
+
+__all__ = ["find_visualization_cases", "visualize_case", "visualize_dataset"]
+
+logger = logging.getLogger(__name__)
+
+ImageOrPath: TypeAlias = "sitk.Image | str | Path"
+"""A SimpleITK image or the path of one."""
+
+GT_COLOUR = "#00d000"
+PRED_COLOUR = "#ff2020"
+
+
+def _as_image(value: ImageOrPath, kind: str) -> sitk.Image:
+    if isinstance(value, sitk.Image):
+        return value
+    return read_image(value, kind=kind)  # type: ignore[arg-type]
+
+
+def _onto(image: sitk.Image, reference: sitk.Image, *, nearest: bool) -> npt.NDArray[np.float32]:
+    interp = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
+    out = sitk.Resample(
+        sitk.Cast(image, sitk.sitkFloat32), reference, sitk.Transform(), interp, 0.0, sitk.sitkFloat32
+    )
+    array: npt.NDArray[np.float32] = sitk.GetArrayFromImage(out)
+    return array
+
+
+def _centre_index(
+    masks: Sequence[npt.NDArray[np.float32] | None], shape: tuple[int, ...]
+) -> tuple[int, int, int]:
+    for mask in masks:
+        if mask is not None and mask.any():
+            coords = np.argwhere(mask > 0)
+            c = np.round(coords.mean(axis=0)).astype(int)
+            return (int(c[0]), int(c[1]), int(c[2]))
+    return (shape[0] // 2, shape[1] // 2, shape[2] // 2)
+
+
+def visualize_case(
+    ct: ImageOrPath | Case,
+    pet: ImageOrPath | None = None,
+    label: ImageOrPath | None = None,
+    prediction: ImageOrPath | None = None,
+    out_png: PathLike | None = None,
+    *,
+    title: str | None = None,
+    ct_window: tuple[float, float] = (-250.0, 250.0),
+    pet_max: float | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Draw CT and PET slices through the tumour with the contours, and save a PNG atomically.
+
+    Two call forms: ``visualize_case(ct, pet, label, prediction, out_png)`` with
+    images or paths, or ``visualize_case(case, out_png, prediction=...)`` with a
+    :class:`hecktorseg.io.Case` (its CT, PET and label are used; the second
+    positional argument is then the PNG path).
+
+    Parameters
+    ----------
+    ct, pet
+        The images (SimpleITK images or paths); PET is resampled (linear) onto the CT grid.
+        Or a :class:`~hecktorseg.io.Case` and the PNG path.
+    label
+        Ground truth (green contour), resampled nearest onto the CT grid.
+    prediction
+        Prediction (red contour), resampled nearest onto the CT grid.
+    out_png
+        Destination PNG (parent folders are created; written atomically).
+    title
+        Figure title (default: the patient id for a case).
+    ct_window
+        CT display window in HU (lower, upper).
+    pet_max
+        Upper end of the PET display range (SUV); default: the 99.5th percentile of the shown slices.
+    dpi
+        Resolution of the PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_png``.
+
+    Raises
+    ------
+    DataError
+        Unreadable images, or no PET / PNG path given.
+    """
+    from matplotlib.figure import Figure
+
+    if isinstance(ct, Case):
+        case = ct
+        if out_png is None:
+            out_png = pet if isinstance(pet, (str, Path)) else None
+        ct, pet = case.ct_path, case.pet_path
+        label = label if label is not None else case.label_path
+        title = title if title is not None else case.patient_id
+    if pet is None or out_png is None:
+        raise DataError(
+            "visualize_case needs a PET image and a PNG path", hint="pass pet=... and out_png=..."
+        )
+    ct_img = _as_image(ct, "ct")
+    pet_img = _as_image(pet, "pet")
+    ct_arr = sitk.GetArrayFromImage(ct_img).astype(np.float32)
+    pet_arr = _onto(pet_img, ct_img, nearest=False)
+    gt_arr = _onto(_as_image(label, "label"), ct_img, nearest=True) if label is not None else None
+    pr_arr = _onto(_as_image(prediction, "label"), ct_img, nearest=True) if prediction is not None else None
+    cz, cy, cx = _centre_index([gt_arr, pr_arr], ct_arr.shape)
+    sx, sy, sz = (float(s) for s in ct_img.GetSpacing())
+    nz, ny, nx = ct_arr.shape
+
+    # (name, slicer, extent in mm (left, right, bottom, top), origin)
+    views: list[tuple[str, tuple[slice | int, ...], tuple[float, float, float, float]]] = [
+        (f"axial z={cz}", (cz, slice(None), slice(None)), (0, nx * sx, ny * sy, 0)),
+        (f"coronal y={cy}", (slice(None), cy, slice(None)), (0, nx * sx, 0, nz * sz)),
+        (f"sagittal x={cx}", (slice(None), slice(None), cx), (0, ny * sy, 0, nz * sz)),
+    ]
+    pet_slices = [pet_arr[s] for _, s, _ in views]
+    if pet_max is None:
+        pet_max = float(np.percentile(np.concatenate([p.ravel() for p in pet_slices]), 99.5))
+        pet_max = max(pet_max, 1e-3)
+
+    # a bare Figure (Agg canvas) leaves pyplot's global state and backend alone
+    fig = Figure(figsize=(12, 8))
+    axes = fig.subplots(2, 3, squeeze=False)
+    for col, (name, sl, extent) in enumerate(views):
+        origin = "upper" if col == 0 else "lower"
+        for row, (array, cmap, vmin, vmax) in enumerate(
+            ((ct_arr, "gray", ct_window[0], ct_window[1]), (pet_arr, "hot", 0.0, pet_max))
+        ):
+            ax = axes[row][col]
+            ax.imshow(array[sl], cmap=cmap, vmin=vmin, vmax=vmax, extent=extent, origin=origin)
+            for mask, colour in ((gt_arr, GT_COLOUR), (pr_arr, PRED_COLOUR)):
+                if mask is None:
+                    continue
+                plane = mask[sl]
+                for value, style in ((1, "solid"), (2, "dashed")):
+                    binary = (plane == value).astype(np.float32)
+                    if binary.any() and binary.min() < 1:
+                        ax.contour(
+                            binary,
+                            levels=[0.5],
+                            colors=colour,
+                            linewidths=1.2,
+                            linestyles=style,
+                            extent=extent,
+                            origin=origin,
+                        )
+            ax.set_title(f"{'CT' if row == 0 else 'PET'} {name}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    legend = []
+    if gt_arr is not None:
+        legend.append("ground truth (green)")
+    if pr_arr is not None:
+        legend.append("prediction (red)")
+    heading = title or ""
+    if legend:
+        heading = f"{heading}  —  {', '.join(legend)}" if heading else ", ".join(legend)
+    if heading:
+        fig.suptitle(heading)
+    fig.tight_layout()
+    dest = Path(out_png)
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return dest
+
+
+def _single_case(folder: Path) -> tuple[str, Path, Path, Path | None] | None:
+    """A folder holding one case's ``<PID>_ct`` / ``<PID>_pt`` (and label) files."""
+    for ct_path in sorted(folder.glob("*_ct.nii*")):
+        pid = ct_path.name.split("_ct.nii")[0]
+        pet = next(iter(sorted(folder.glob(f"{pid}_pt.nii*"))), None)
+        if pet is None:
+            continue
+        label = next(
+            (
+                p
+                for pattern in (f"{pid}_ct_gtvt.nii*", f"{pid}_gtvt.nii*")
+                for p in sorted(folder.glob(pattern))
+            ),
+            None,
+        )
+        return (pid, ct_path, pet, label)
+    return None
+
+
+def find_visualization_cases(
+    case_or_dir: PathLike, *, layout: Layout | str | None = None
+) -> list[tuple[str, Path, Path, Path | None]]:
+    """The cases (id, CT, PET, label or None) of a dataset, a preprocessed dataset or one case folder.
+
+    Raises
+    ------
+    LayoutError
+        Nothing recognisable in the folder.
+    """
+    from hecktorseg.io import discover_cases
+
+    root = Path(case_or_dir)
+    if not root.is_dir():
+        raise DataError("folder not found", path=root, hint="give a dataset folder or one case's folder")
+    if layout is None and len(list(root.glob("*_ct.nii*"))) == 1:
+        single = _single_case(root)  # one case's folder (a 2020 patient folder, a lone flat case)
+        if single is not None:
+            return [single]
+    try:
+        cases = discover_cases(root, layout=layout)
+    except LayoutError:
+        if layout is not None:
+            raise
+        cases = []
+    if cases:
+        return [(c.patient_id, c.ct_path, c.pet_path, c.label_path) for c in cases]
+    single = _single_case(root)
+    if single is None:
+        raise LayoutError(
+            "found no case to draw",
+            path=root,
+            hint="give a dataset folder, a preprocessed folder or one case folder with <PID>_ct/<PID>_pt files",
+        )
+    return [single]
+
+
+def visualize_dataset(
+    case_or_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    predictions_dir: PathLike | None = None,
+    layout: Layout | str | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
+    """Draw ``OUT_DIR/<PID>.png`` for every case of a dataset (or one case folder).
+
+    Parameters
+    ----------
+    case_or_dir
+        A dataset in any layout hecktorseg reads, a preprocessed dataset, or one case's folder.
+    out_dir
+        Where the PNGs go.
+    predictions_dir
+        Folder of ``<PID>.nii.gz`` predictions to overlay in red (cases without one are drawn without).
+    layout
+        Force the dataset layout.
+    overwrite
+        Redraw existing PNGs (otherwise they are skipped).
+    progress
+        ``callback(completed, total, patient_id)``.
+
+    Returns
+    -------
+    list[pathlib.Path]
+        The PNGs written or already present.
+    """
+    from hecktorseg.evaluation.dataset import find_prediction
+
+    cases = find_visualization_cases(case_or_dir, layout=layout)
+    out_root = Path(out_dir)
+    written: list[Path] = []
+    for i, (pid, ct_path, pet_path, label_path) in enumerate(cases):
+        dest = out_root / f"{pid}.png"
+        if dest.exists() and not overwrite:
+            logger.info("%s exists; skipped", dest)
+        else:
+            pred = find_prediction(predictions_dir, pid) if predictions_dir is not None else None
+            if predictions_dir is not None and pred is None:
+                logger.warning("case %s: no prediction in %s", pid, predictions_dir)
+            visualize_case(ct_path, pet_path, label_path, pred, dest, title=pid)
+        written.append(dest)
+        if progress is not None:
+            progress(i + 1, len(cases), pid)
+    return written

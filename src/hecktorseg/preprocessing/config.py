@@ -1,0 +1,164 @@
+"""The preprocessing configuration (successor of the original ``make_dataset.yaml``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+import numpy as np
+
+from hecktorseg.errors import ConfigError
+from hecktorseg.typing import Triplet, TripletInt
+
+__all__ = ["BoxSource", "PreprocessConfig"]
+
+BoxSource = Literal["auto", "table", "pet", "label"]
+"""Where the head-and-neck box comes from (see :attr:`PreprocessConfig.box_source`)."""
+
+
+def _positive(name: str, values: tuple[float, ...]) -> None:
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(f"{name}: every value must be positive, got {list(values)}")
+
+
+@attrs.frozen
+class PreprocessConfig:
+    """How PET/CT cases are resampled onto the reference grid and normalised.
+
+    The defaults give the grid of the HECKTOR 2020 winning solution (1 mm,
+    144³ voxels from the box corner) with the fixes described in the docs
+    (world-coordinate grid, −1024 HU padding, PET statistics over the PET field
+    of view). ``legacy=True`` reproduces the original crop-then-resample code
+    for comparison only.
+    """
+
+    spacing: Triplet = attrs.field(
+        default=(1.0, 1.0, 1.0),
+        metadata={"help": "Voxel size of the reference grid in mm (x, y, z); one value or three."},
+    )
+    size: TripletInt = attrs.field(
+        default=(144, 144, 144),
+        metadata={
+            "help": "Voxels of the reference grid (x, y, z); one value or three. Sides divisible by 16."
+        },
+    )
+    image_interpolation: Literal["linear", "bspline"] = attrs.field(
+        default="linear", metadata={"help": "Interpolation of CT and PET: linear or bspline (cubic)."}
+    )
+    clamp_bspline: bool = attrs.field(
+        default=True,
+        metadata={"help": "With bspline, clip the result to the input's value range (no overshoot)."},
+    )
+    label_interpolation: Literal["nearest", "linear"] = attrs.field(
+        default="nearest",
+        metadata={
+            "help": "Label maps: nearest, or linear = each label's indicator resampled linearly, "
+            "thresholded at 0.5 (smoother on coarse slices)."
+        },
+    )
+    ct_fill: float = attrs.field(
+        default=-1024.0, metadata={"help": "CT value (HU) outside the CT field of view (air)."}
+    )
+    pet_fill: float = attrs.field(
+        default=0.0, metadata={"help": "PET value (SUV) outside the PET field of view."}
+    )
+    box_source: BoxSource = attrs.field(
+        default="auto",
+        metadata={
+            "help": "Head-and-neck box: table (bbox CSV), pet (from the brain on PET), label (centred on "
+            "the label, training only) or auto (table if the case has a box, else pet)."
+        },
+    )
+    box_size_mm: Triplet | None = attrs.field(
+        default=None,
+        metadata={"help": "Size (mm) of boxes found from PET or the label; null = spacing × size."},
+    )
+    brain_suv_threshold: float = attrs.field(
+        default=3.0, metadata={"help": "PET box: SUV threshold of the brain after smoothing."}
+    )
+    brain_smoothing_mm: float = attrs.field(
+        default=6.0, metadata={"help": "PET box: Gaussian sigma (mm) applied to PET before thresholding."}
+    )
+    brain_search_fraction: float = attrs.field(
+        default=1 / 3,
+        metadata={
+            "help": "PET box: the brain is the blob with the most voxels in this upper fraction of the "
+            "PET's z extent."
+        },
+    )
+    box_offset_mm: Triplet = attrs.field(
+        default=(0.0, -30.0, 30.0),
+        metadata={
+            "help": "PET box placement: x, y offsets (mm) of the box centre from the brain's centre, and "
+            "z offset of the box top above the brain's lowest point."
+        },
+    )
+    legacy: bool = attrs.field(
+        default=False,
+        metadata={
+            "help": "Reproduce the original crop-then-resample (per-image rounded box corners, CT "
+            "padding 0). For comparison only."
+        },
+    )
+    ct_clip: tuple[float, float] = attrs.field(
+        default=(-1024.0, 1024.0),
+        metadata={"help": "CT normalisation: clip to this HU range, then divide by its largest magnitude."},
+    )
+    pet_stats: Literal["fov", "all"] = attrs.field(
+        default="fov",
+        metadata={
+            "help": "PET z-score statistics over the PET field of view (fov) or all voxels (all, the original)."
+        },
+    )
+    check_label_grid: bool = attrs.field(
+        default=True,
+        metadata={
+            "help": "Fail a case whose label map is not on the CT grid (same spacing and direction, "
+            "origin and size within label_grid_tolerance_voxels)."
+        },
+    )
+    label_grid_tolerance_voxels: float = attrs.field(
+        default=1.0,
+        metadata={
+            "help": "How far (in CT voxels) the label grid's origin and size may differ from the CT's "
+            "(HECKTOR 2022 labels can be off by one voxel; they are resampled in world coordinates)."
+        },
+    )
+    compress: bool = attrs.field(
+        default=True, metadata={"help": "Write .nii.gz (compressed) rather than .nii outputs."}
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _positive("spacing", self.spacing)
+        if not all(int(v) > 0 for v in self.size):
+            raise ConfigError(f"size: every value must be a positive integer, got {list(self.size)}")
+        if self.box_size_mm is not None:
+            _positive("box_size_mm", self.box_size_mm)
+        if not self.ct_clip[0] < self.ct_clip[1]:
+            raise ConfigError(f"ct_clip: lower bound must be below the upper bound, got {list(self.ct_clip)}")
+        if max(abs(self.ct_clip[0]), abs(self.ct_clip[1])) == 0:
+            raise ConfigError("ct_clip: cannot be (0, 0)")
+        if not 0 < self.brain_search_fraction <= 1:
+            raise ConfigError(f"brain_search_fraction: must be in (0, 1], got {self.brain_search_fraction}")
+        if self.brain_smoothing_mm < 0:
+            raise ConfigError(f"brain_smoothing_mm: must be >= 0, got {self.brain_smoothing_mm}")
+        if self.label_grid_tolerance_voxels < 0:
+            raise ConfigError(
+                f"label_grid_tolerance_voxels: must be >= 0, got {self.label_grid_tolerance_voxels}"
+            )
+
+    @property
+    def extent_mm(self) -> Triplet:
+        """Extent of the reference grid in mm (spacing × size)."""
+        a, b, c = (float(s * n) for s, n in zip(self.spacing, self.size, strict=True))
+        return (a, b, c)
+
+    @property
+    def auto_box_size(self) -> Triplet:
+        """Size of boxes found from PET or the label: ``box_size_mm`` or ``spacing × size``."""
+        return self.box_size_mm if self.box_size_mm is not None else self.extent_mm
+
+    @property
+    def suffix(self) -> str:
+        """File suffix of the outputs (``.nii.gz`` or ``.nii``)."""
+        return ".nii.gz" if self.compress else ".nii"

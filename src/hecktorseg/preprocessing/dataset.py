@@ -1,0 +1,378 @@
+"""Preprocessing a whole dataset: parallel, resumable, split into parts for clusters."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import SimpleITK as sitk
+
+from hecktorseg._version import __version__
+from hecktorseg.config import to_dict
+from hecktorseg.errors import ConfigError, DataError, HecktorsegError
+from hecktorseg.io import Case, Layout, write_image
+from hecktorseg.preprocessing._reading import set_io_threads
+from hecktorseg.preprocessing.case import preprocess_case
+from hecktorseg.preprocessing.config import PreprocessConfig
+from hecktorseg.preprocessing.manifest import (
+    MANIFEST_NAME,
+    ManifestEntry,
+    SourceFile,
+    _now,
+    merge_manifests,
+    record_path,
+    sha256_file,
+    write_record,
+)
+from hecktorseg.typing import PathLike, ProgressCallback
+
+__all__ = ["PreprocessReport", "output_paths", "preprocess_dataset", "select_part"]
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class PreprocessReport:
+    """What :func:`preprocess_dataset` did.
+
+    Attributes
+    ----------
+    out_dir
+        The output folder.
+    manifest_path
+        ``OUT/manifest.json`` (the merged index), or ``None`` when no case is complete.
+    done
+        Patient ids processed in this run.
+    skipped
+        Patient ids whose outputs were already up to date.
+    failed
+        Reason per patient id that failed.
+    warnings
+        Problems that did not fail a case (e.g. a manifest mixing configurations).
+    """
+
+    out_dir: Path
+    manifest_path: Path | None
+    done: list[str]
+    skipped: list[str]
+    failed: dict[str, str]
+    warnings: list[str] = attrs.field(factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether no case failed."""
+        return not self.failed
+
+    @property
+    def total(self) -> int:
+        """Number of cases this run was responsible for."""
+        return len(self.done) + len(self.skipped) + len(self.failed)
+
+
+@attrs.frozen
+class _Outcome:
+    patient_id: str
+    status: Literal["done", "skipped", "failed"]
+    reason: str = ""
+
+
+def output_paths(out_dir: PathLike, patient_id: str, config: PreprocessConfig) -> dict[str, Path]:
+    """Output files of one case: ``OUT/<PID>/<PID>_ct``, ``_pt`` and ``_ct_gtvt`` (+ suffix)."""
+    folder = Path(out_dir) / patient_id
+    sfx = config.suffix
+    return {
+        "ct": folder / f"{patient_id}_ct{sfx}",
+        "pet": folder / f"{patient_id}_pt{sfx}",
+        "label": folder / f"{patient_id}_ct_gtvt{sfx}",
+    }
+
+
+def select_part(cases: Sequence[Case], num_parts: int, part_id: int) -> list[Case]:
+    """The deterministic share of part ``part_id`` of ``num_parts``: sorted ids, index % P == K.
+
+    Raises
+    ------
+    ConfigError
+        ``num_parts < 1`` or ``part_id`` outside ``0 .. num_parts - 1``.
+    """
+    if num_parts < 1:
+        raise ConfigError(f"num_parts must be at least 1, got {num_parts}")
+    if not 0 <= part_id < num_parts:
+        raise ConfigError(
+            f"part_id must be in 0..{num_parts - 1}, got {part_id}",
+            hint="with a Slurm array use --part-id $SLURM_ARRAY_TASK_ID and --array=0-(P-1)",
+        )
+    ordered = sorted(cases, key=lambda c: c.patient_id)
+    return [c for i, c in enumerate(ordered) if i % num_parts == part_id]
+
+
+def _sources(case: Case) -> dict[str, SourceFile]:
+    roles = {"ct": case.ct_path, "pet": case.pet_path}
+    if case.label_path is not None:
+        roles["label"] = case.label_path
+    out = {}
+    for role, path in roles.items():
+        p = Path(path)
+        if not p.exists():
+            raise DataError(
+                f"patient {case.patient_id}: {role} file not found",
+                path=p,
+                hint="check the dataset folder; the other cases are processed anyway",
+            )
+        try:
+            out[role] = SourceFile(p.absolute(), sha256_file(p))
+        except OSError as exc:
+            raise DataError(f"patient {case.patient_id}: cannot read {role} file ({exc})", path=p) from None
+    return out
+
+
+def _up_to_date(case: Case, sources: dict[str, SourceFile], config: PreprocessConfig, out: Path) -> bool:
+    rec = record_path(out, case.patient_id)
+    if not rec.is_file():
+        return False
+    try:
+        data = json.loads(rec.read_text(encoding="utf-8"))
+        entry = ManifestEntry.from_dict(data, out, where=str(rec))
+    except (HecktorsegError, OSError, ValueError):
+        return False
+    if to_dict(entry.config) != to_dict(config):
+        return False
+    if {r: s.sha256 for r, s in entry.sources.items()} != {r: s.sha256 for r, s in sources.items()}:
+        return False
+    table_box = case.bbox if config.box_source in ("auto", "table") else None
+    if table_box is not None and (entry.box_source != "table" or entry.bbox != table_box):
+        return False
+    if table_box is None and entry.box_source == "table":
+        return False
+    return entry.outputs_exist()
+
+
+def _clean_case_dir(folder: Path, patient_id: str) -> None:
+    """Remove the record, outputs and stray temporary files of a case about to be (re)made."""
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        stray_tmp = p.name.startswith(".") and ".tmp" in p.name
+        ours = p.name.startswith(f"{patient_id}_") and (p.name.endswith((".nii.gz", ".nii", ".json")))
+        if p.is_file() and (stray_tmp or ours):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+
+def _run_case(case: Case, config: PreprocessConfig, out_dir: str, force: bool) -> _Outcome:
+    """Process one case (in a worker or in-process); never raises."""
+    out = Path(out_dir)
+    pid = case.patient_id
+    owned = False  # may we delete files in OUT/<PID>? only once we know no input lives there
+    try:
+        if not pid or pid in (".", "..") or any(c in pid for c in "/\\"):
+            raise DataError(f"invalid patient id {pid!r}", hint="patient ids name folders: no slashes")
+        sources = _sources(case)
+        if not force and _up_to_date(case, sources, config, out):
+            return _Outcome(pid, "skipped")
+        folder = out / pid
+        inside = [src.path for src in sources.values() if folder.resolve() in src.path.resolve().parents]
+        if inside:
+            raise ConfigError(
+                f"patient {pid}: the output folder holds this case's input {inside[0].name}",
+                path=folder,
+                hint="write the preprocessed data to a separate folder",
+            )
+        owned = True
+        # The record goes first: without it the case counts as not done, whatever else is there.
+        with contextlib.suppress(FileNotFoundError):
+            record_path(out, pid).unlink()
+        _clean_case_dir(folder, pid)
+        result = preprocess_case(case, config)
+        paths = output_paths(out, pid, config)
+        write_image(result.ct, paths["ct"], compress=config.compress)
+        write_image(result.pet, paths["pet"], compress=config.compress)
+        if result.label is not None:
+            write_image(result.label, paths["label"], compress=config.compress)
+        entry = ManifestEntry(
+            patient_id=pid,
+            centre=case.centre,
+            ct_path=paths["ct"],
+            pet_path=paths["pet"],
+            label_path=paths["label"] if result.label is not None else None,
+            sources=sources,
+            ct_geometry=result.ct_geometry,
+            pet_geometry=result.pet_geometry,
+            label_geometry=result.label_geometry,
+            reference=result.reference,
+            bbox=result.bbox,
+            box_source=result.box_source,
+            config=config,
+            processed_at=_now(),
+            hecktorseg_version=__version__,
+        )
+        write_record(entry, out)
+        return _Outcome(pid, "done")
+    except HecktorsegError as exc:
+        if owned:
+            _clean_case_dir(out / pid, pid)
+        return _Outcome(pid, "failed", str(exc))
+    except Exception as exc:  # a bug or an unexpected library error: report it, keep going
+        logger.debug("unexpected error for %s:\n%s", pid, traceback.format_exc())
+        if owned:
+            _clean_case_dir(out / pid, pid)
+        text = str(exc).strip().splitlines()
+        return _Outcome(pid, "failed", f"unexpected {type(exc).__name__}: {text[-1] if text else ''}")
+
+
+def _init_worker() -> None:
+    """Worker processes do the parallelism: one SimpleITK thread and sequential reads in each."""
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    set_io_threads(1)
+
+
+def _resolve_cases(
+    input_dir_or_cases: PathLike | Sequence[Case],
+    layout: Layout | str | None,
+    bbox_table: PathLike | None,
+) -> list[Case]:
+    if isinstance(input_dir_or_cases, (str, os.PathLike)):
+        from hecktorseg.io import discover_cases
+
+        return discover_cases(input_dir_or_cases, layout=layout, bbox_table=bbox_table)
+    cases = list(input_dir_or_cases)
+    if bbox_table is not None:
+        from hecktorseg.io import read_bbox_table
+
+        boxes = read_bbox_table(bbox_table)
+        cases = [attrs.evolve(c, bbox=boxes.get(c.patient_id, c.bbox)) for c in cases]
+    return cases
+
+
+def preprocess_dataset(
+    input_dir_or_cases: PathLike | Sequence[Case],
+    output_dir: PathLike,
+    config: PreprocessConfig | None = None,
+    *,
+    layout: Layout | str | None = None,
+    bbox_table: PathLike | None = None,
+    workers: int = 1,
+    num_parts: int = 1,
+    part_id: int = 0,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> PreprocessReport:
+    """Preprocess every case of a dataset into ``output_dir``.
+
+    Writes ``OUT/<PID>/<PID>_ct``, ``_pt`` and (labelled cases) ``_ct_gtvt``
+    images (``.nii.gz``), a record per case and the merged ``OUT/manifest.json``
+    (see :mod:`hecktorseg.preprocessing.manifest`). A case whose outputs exist
+    and whose sources (SHA-256), box and config are unchanged is skipped unless
+    ``force``. A failing case is reported with its reason; the others finish.
+
+    Parameters
+    ----------
+    input_dir_or_cases
+        A dataset folder (read with :func:`hecktorseg.io.discover_cases`) or a list of cases.
+    output_dir
+        Output folder (created).
+    config
+        Preprocessing settings.
+    layout
+        Force the dataset layout of a folder.
+    bbox_table
+        Box table (CSV) to use instead of the layout's own.
+    workers
+        Processes working in parallel (spawned; SimpleITK uses one thread in each).
+    num_parts, part_id
+        Process only share ``part_id`` of ``num_parts`` (sorted ids, index % P == K),
+        e.g. one job of a Slurm array each; the manifests of the parts merge.
+    force
+        Redo cases that are up to date.
+    progress
+        ``callback(completed, total, message)`` after each case.
+
+    Returns
+    -------
+    PreprocessReport
+        Done, skipped and failed cases.
+
+    Raises
+    ------
+    LayoutError, DataError
+        The input folder cannot be read as a dataset.
+    ConfigError
+        Bad ``workers``/``num_parts``/``part_id``, or duplicate patient ids.
+    """
+    cfg = config or PreprocessConfig()
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    all_cases = _resolve_cases(input_dir_or_cases, layout, bbox_table)
+    ids = [c.patient_id for c in all_cases]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"duplicate patient ids: {', '.join(dupes)}", hint="each case needs its own id")
+    cases = select_part(all_cases, num_parts, part_id)
+    out = Path(output_dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    if num_parts == 1:  # no other part can be writing the index right now
+        for stray in out.glob(f".{MANIFEST_NAME}.*"):
+            with contextlib.suppress(FileNotFoundError):
+                stray.unlink()
+    total = len(cases)
+    outcomes: list[_Outcome] = []
+
+    def note(outcome: _Outcome) -> None:
+        outcomes.append(outcome)
+        if outcome.status == "failed":
+            logger.warning("%s failed: %s", outcome.patient_id, outcome.reason)
+        if progress is not None:
+            progress(len(outcomes), total, f"{outcome.patient_id} {outcome.status}")
+
+    if progress is not None:
+        progress(0, total, "")
+    if workers == 1 or total <= 1:
+        for case in cases:
+            note(_run_case(case, cfg, str(out), force))
+    else:
+        ctx = multiprocessing.get_context("spawn")  # safe with threads (torch, ITK) in the parent
+        pool = cf.ProcessPoolExecutor(
+            max_workers=min(workers, total), mp_context=ctx, initializer=_init_worker
+        )
+        try:
+            futures = {pool.submit(_run_case, case, cfg, str(out), force): case for case in cases}
+            for future in cf.as_completed(futures):
+                case = futures[future]
+                try:
+                    note(future.result())
+                except Exception as exc:  # e.g. BrokenProcessPool: a worker was killed
+                    reason = f"worker process failed ({type(exc).__name__}: {exc})"
+                    note(_Outcome(case.patient_id, "failed", reason))
+        except BaseException:  # Ctrl-C: do not start the cases still waiting
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+    manifest_path: Path | None = None
+    warnings: list[str] = []
+    try:
+        merge_manifests(out)
+        manifest_path = out / MANIFEST_NAME
+    except DataError:
+        manifest_path = None  # no case complete yet
+    except ConfigError as exc:
+        warnings.append(f"manifest not written: {exc}")
+        logger.warning("manifest not written: %s", exc)
+    order = {c.patient_id: i for i, c in enumerate(cases)}
+    outcomes.sort(key=lambda o: order[o.patient_id])
+    return PreprocessReport(
+        out_dir=out,
+        manifest_path=manifest_path,
+        done=[o.patient_id for o in outcomes if o.status == "done"],
+        skipped=[o.patient_id for o in outcomes if o.status == "skipped"],
+        failed={o.patient_id: o.reason for o in outcomes if o.status == "failed"},
+        warnings=warnings,
+    )

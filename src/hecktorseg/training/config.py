@@ -1,0 +1,228 @@
+"""The training configuration: every knob of the paper's recipe, documented, with its defaults.
+
+:class:`TrainConfig` is the successor of the original ``model_train.yaml``. It is
+loaded strictly from YAML (:func:`hecktorseg.config.load_yaml`), every field can be
+overridden by a command-line flag (``hecktorseg train --epochs 10 ...``), and the
+resolved configuration is written beside the results (``config.yaml``) and into
+every checkpoint (``metadata["train"]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from hecktorseg.errors import ConfigError
+
+__all__ = ["TrainConfig"]
+
+
+def _positive(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"train.{attribute.name}: must be > 0, got {value!r}")
+
+
+def _non_negative(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and value < 0:
+        raise ConfigError(f"train.{attribute.name}: must be >= 0, got {value!r}")
+
+
+def _probability(instance: Any, attribute: Any, value: Any) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"train.{attribute.name}: must lie in [0, 1], got {value!r}")
+
+
+@attrs.frozen
+class TrainConfig:
+    """Everything that defines a training run (the defaults reproduce the paper's recipe).
+
+    Load it with :func:`hecktorseg.config.load_yaml` (``TrainConfig`` section
+    ``train`` optional), change fields with :func:`hecktorseg.config.merge`, and
+    pass it to :func:`hecktorseg.training.train`. See ``examples/train_paper.yaml``.
+    """
+
+    # --- model -----------------------------------------------------------------------------------
+    model: str = attrs.field(
+        default="senorm_unet",
+        metadata={"help": "Model architecture: 'senorm_unet' (the paper's) or 'baseline_unet'."},
+    )
+    n_filters: int = attrs.field(
+        default=24,
+        validator=_positive,
+        metadata={"help": "Filters at the first level f (the levels have f, 2f, 4f, 8f, 16f)."},
+    )
+    reduction: int = attrs.field(
+        default=2, validator=_positive, metadata={"help": "Squeeze-and-excitation reduction ratio r."}
+    )
+    n_classes: int = attrs.field(
+        default=1,
+        validator=_positive,
+        metadata={
+            "help": "Output channels: 1 = binary GTVt/GTVp (sigmoid, target label == 1); >= 2 = softmax "
+            "over background + labels 1..n-1 (3 for HECKTOR 2022 GTVp + GTVn)."
+        },
+    )
+    # --- optimisation ----------------------------------------------------------------------------
+    epochs: int = attrs.field(default=300, validator=_positive, metadata={"help": "Number of epochs."})
+    batch_size: int = attrs.field(
+        default=1, validator=_positive, metadata={"help": "Samples per batch (per process under torchrun)."}
+    )
+    lr: float = attrs.field(default=1e-3, validator=_positive, metadata={"help": "Adam learning rate."})
+    betas: tuple[float, float] = attrs.field(default=(0.9, 0.99), metadata={"help": "Adam betas."})
+    weight_decay: float = attrs.field(
+        default=0.0, validator=_non_negative, metadata={"help": "Adam weight decay (L2)."}
+    )
+    scheduler: Literal["cosine_warm_restarts", "constant"] = attrs.field(
+        default="cosine_warm_restarts",
+        metadata={"help": "Learning-rate schedule, stepped once per epoch."},
+    )
+    t_0: int = attrs.field(
+        default=25, validator=_positive, metadata={"help": "Cosine warm restarts: epochs of the first cycle."}
+    )
+    t_mult: int = attrs.field(
+        default=1, validator=_positive, metadata={"help": "Cosine warm restarts: cycle length multiplier."}
+    )
+    eta_min: float = attrs.field(
+        default=1e-5,
+        validator=_non_negative,
+        metadata={"help": "Cosine warm restarts: minimum learning rate."},
+    )
+    loss: str = attrs.field(
+        default="dice_focal",
+        metadata={"help": "Loss: 'dice_focal' (the paper's, weights 1 + 1), 'dice' or 'focal'."},
+    )
+    grad_clip: float | None = attrs.field(
+        default=None,
+        validator=_positive,
+        metadata={"help": "Clip the gradient norm to this value (null: no clipping, as in the paper)."},
+    )
+    # --- cross-validation ------------------------------------------------------------------------
+    split: Literal["centre", "random", "file"] = attrs.field(
+        default="centre",
+        metadata={
+            "help": "Folds: 'centre' = leave one centre out (fold k validates on the k-th centre in sorted "
+            "order; n_folds is ignored), 'random' = seeded k-fold, 'file' = read split_file."
+        },
+    )
+    n_folds: int = attrs.field(
+        default=4, validator=_positive, metadata={"help": "Number of folds of the 'random' split."}
+    )
+    fold: int = attrs.field(
+        default=0, validator=_non_negative, metadata={"help": "Which fold to train (0-based)."}
+    )
+    split_file: str | None = attrs.field(
+        default=None,
+        metadata={
+            "help": 'JSON split for split=\'file\': {"folds": [{"train": [ids], "val": [ids]}, ...]} '
+            "(a fold without 'train' trains on all other cases)."
+        },
+    )
+    # --- reproducibility and hardware ------------------------------------------------------------
+    seed: int = attrs.field(
+        default=0, metadata={"help": "Seed of weights, data order and augmentation (all derived per epoch)."}
+    )
+    deterministic: bool = attrs.field(
+        default=False,
+        metadata={"help": "Use deterministic algorithms only (bit-exact reruns; may be slower on GPU)."},
+    )
+    device: Literal["auto", "cpu", "cuda"] = attrs.field(
+        default="auto",
+        metadata={
+            "help": "Where to train: 'auto' = CUDA if available, else CPU (torchrun: cuda:LOCAL_RANK)."
+        },
+    )
+    amp: bool | None = attrs.field(
+        default=None,
+        metadata={
+            "help": "Mixed precision. null = automatic: on with CUDA (float16 + gradient scaling), off on "
+            "CPU (fp32); true on CPU uses bfloat16 autocast (about 1.5x faster on CPUs with AVX512-BF16/AMX)."
+        },
+    )
+    amp_dtype: Literal["auto", "float16", "bfloat16"] = attrs.field(
+        default="auto",
+        metadata={"help": "Autocast dtype: 'auto' = float16 on CUDA, bfloat16 on CPU."},
+    )
+    channels_last: bool = attrs.field(
+        default=False,
+        metadata={"help": "Use the channels-last-3d memory format (about 10 % faster on a 2-core CPU)."},
+    )
+    num_threads: int | None = attrs.field(
+        default=None, validator=_positive, metadata={"help": "CPU threads for torch (null: torch's default)."}
+    )
+    num_workers: int = attrs.field(
+        default=4,
+        validator=_non_negative,
+        metadata={
+            "help": "Data-loading worker processes per training process (0: load in the training process). "
+            "A 144^3 rotation takes about 0.5 s on one core, so a fast GPU needs about 4."
+        },
+    )
+    cache: bool = attrs.field(
+        default=True,
+        metadata={"help": "Keep the preprocessed volumes in memory (about 25 MB per 144^3 case)."},
+    )
+    # --- augmentation (training only; applied to HU / SUV before normalisation) -------------------
+    rotation_p: float = attrs.field(
+        default=0.5, validator=_probability, metadata={"help": "Probability of a random rotation."}
+    )
+    max_angle: float = attrs.field(
+        default=44.0,
+        validator=_non_negative,
+        metadata={
+            "help": "Rotation: integer angles in [-max_angle, max_angle] degrees about each chosen axis."
+        },
+    )
+    rotation_axes: tuple[int, int] = attrs.field(
+        default=(1, 3),
+        metadata={"help": "Rotation: a random number of axes (min, max) from 1..3 is rotated."},
+    )
+    mirror_p: float = attrs.field(
+        default=0.5,
+        validator=_probability,
+        metadata={"help": "Probability of mirroring over 1-3 random axes."},
+    )
+    scale_p: float = attrs.field(
+        default=0.0,
+        validator=_probability,
+        metadata={"help": "Extra (not in the paper): probability of a random isotropic zoom."},
+    )
+    scale_range: tuple[float, float] = attrs.field(
+        default=(0.9, 1.1), metadata={"help": "Extra: zoom factor range of the random zoom."}
+    )
+    # --- validation and output -------------------------------------------------------------------
+    threshold: float = attrs.field(
+        default=0.5,
+        validator=_probability,
+        metadata={"help": "Probability threshold of the validation Dice (model selection)."},
+    )
+    val_interval: int = attrs.field(
+        default=1, validator=_positive, metadata={"help": "Validate every N epochs (and after the last)."}
+    )
+    max_train_batches_per_epoch: int | None = attrs.field(
+        default=None,
+        validator=_positive,
+        metadata={"help": "Stop each epoch after this many batches (quick runs; null: whole epoch)."},
+    )
+    max_val_batches: int | None = attrs.field(
+        default=None,
+        validator=_positive,
+        metadata={"help": "Validate on at most this many batches (quick runs; null: all)."},
+    )
+    plot: bool = attrs.field(
+        default=True, metadata={"help": "Write learning_curves.png after each validation."}
+    )
+
+    def __attrs_post_init__(self) -> None:
+        lo, hi = self.rotation_axes
+        if not 1 <= lo <= hi <= 3:
+            raise ConfigError(f"train.rotation_axes: need 1 <= min <= max <= 3, got {self.rotation_axes!r}")
+        if not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ConfigError(f"train.scale_range: need 0 < min <= max, got {self.scale_range!r}")
+        for name, beta in zip(("betas[0]", "betas[1]"), self.betas, strict=True):
+            if not 0.0 <= beta < 1.0:
+                raise ConfigError(f"train.{name}: must lie in [0, 1), got {beta!r}")
+        if self.split == "file" and not self.split_file:
+            raise ConfigError("train.split_file: required when split is 'file'")
+        if self.split == "random" and self.fold >= self.n_folds:
+            raise ConfigError(f"train.fold: {self.fold} is not below n_folds={self.n_folds}")

@@ -1,0 +1,161 @@
+"""Pure training and validation steps that any loop (ours, Lightning, Ignite, ...) can drive.
+
+Neither function knows about epochs, files or processes: they take a model, a
+batch ``{"image": (N, C, z, y, x), "label": (N, 1, z, y, x)}``, a loss callable
+``loss_fn(logits, label_map) -> scalar`` and return plain floats. The loss is
+always evaluated in float32, outside autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["autocast_context", "batch_dice", "eval_step", "train_step"]
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@contextlib.contextmanager
+def autocast_context(device: torch.device, amp_dtype: torch.dtype | None) -> Iterator[None]:
+    """``torch.autocast`` on ``device`` with ``amp_dtype``, or nothing if ``amp_dtype`` is ``None``."""
+    if amp_dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=amp_dtype):
+        yield
+
+
+def _to_device(
+    batch: Mapping[str, Any], device: torch.device, memory_format: torch.memory_format
+) -> tuple[Tensor, Tensor]:
+    non_blocking = device.type == "cuda"
+    image = batch["image"].to(device, non_blocking=non_blocking)
+    if memory_format is not torch.contiguous_format:
+        image = image.contiguous(memory_format=memory_format)
+    label = batch["label"].to(device, non_blocking=non_blocking)
+    return image, label
+
+
+def train_step(
+    model: nn.Module,
+    batch: Mapping[str, Any],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    grad_clip: float | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> float:
+    """One optimisation step on one batch; returns the batch loss.
+
+    Parameters
+    ----------
+    model
+        The network (possibly wrapped in DistributedDataParallel), in train mode.
+    batch
+        ``{"image": float (N, C, z, y, x), "label": (N, 1, z, y, x) label values}``.
+    loss_fn
+        ``loss_fn(logits, label) -> scalar`` (mean-reduced).
+    optimizer
+        Its gradients are zeroed, filled and applied.
+    scaler
+        Gradient scaler for float16 autocast (``None``: no scaling).
+    amp_dtype
+        Autocast dtype (``torch.float16`` / ``torch.bfloat16``) or ``None`` for float32.
+    device
+        Where to run.
+    grad_clip
+        Clip the total gradient norm to this value (``None``: no clipping).
+    memory_format
+        ``torch.channels_last_3d`` to feed channels-last input.
+    """
+    dev = torch.device(device)
+    image, label = _to_device(batch, dev, memory_format)
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_context(dev, amp_dtype):
+        logits = model(image)
+    loss = loss_fn(logits.float(), label)
+    if scaler is not None:
+        scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+        if grad_clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()  # type: ignore[no-untyped-call]
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+    return float(loss.detach())
+
+
+def batch_dice(logits: Tensor, label: Tensor, *, threshold: float = 0.5) -> Tensor:
+    """Dice of the thresholded prediction per sample, shape ``(N,)`` (float64).
+
+    One output channel: foreground where ``sigmoid(logit) > threshold``, target
+    ``label == 1``. Several channels: the arg-max class, Dice averaged over the
+    foreground classes 1..C−1. A sample where prediction and target are both empty
+    scores 1.
+    """
+    n_classes = logits.shape[1]
+    lab = label[:, 0].round().long()
+    if n_classes == 1:
+        pred_masks = [(torch.sigmoid(logits[:, 0].float()) > threshold)]
+        true_masks = [lab == 1]
+    else:
+        arg = torch.argmax(logits.float(), dim=1)
+        pred_masks = [arg == k for k in range(1, n_classes)]
+        true_masks = [lab == k for k in range(1, n_classes)]
+    scores = []
+    for pred, true in zip(pred_masks, true_masks, strict=True):
+        dims = tuple(range(1, pred.ndim))
+        inter = (pred & true).sum(dim=dims).double()
+        total = pred.sum(dim=dims).double() + true.sum(dim=dims).double()
+        dice = torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
+        scores.append(dice)
+    return torch.stack(scores).mean(dim=0)
+
+
+@torch.no_grad()
+def eval_step(
+    model: nn.Module,
+    batch: Mapping[str, Any],
+    loss_fn: LossFn,
+    *,
+    threshold: float = 0.5,
+    amp_dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> tuple[float, list[float]]:
+    """Loss and per-sample Dice (at ``threshold``) of one validation batch.
+
+    Parameters
+    ----------
+    model
+        The network; it is *not* switched to eval mode here (the caller does).
+    batch, loss_fn, amp_dtype, device, memory_format
+        As for :func:`train_step`.
+    threshold
+        Probability threshold of the prediction.
+
+    Returns
+    -------
+    tuple
+        ``(batch loss, [Dice of each sample])``.
+    """
+    dev = torch.device(device)
+    image, label = _to_device(batch, dev, memory_format)
+    with autocast_context(dev, amp_dtype):
+        logits = model(image)
+    logits = logits.float()
+    loss = loss_fn(logits, label)
+    dice = batch_dice(logits, label, threshold=threshold)
+    return float(loss), [float(d) for d in dice.cpu()]

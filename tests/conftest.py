@@ -1,0 +1,85 @@
+"""Suite-wide test settings: headless plotting, CPU threads, seeds and markers.
+
+Area-specific fixtures (tiny synthetic datasets, checkpoints, …) live in
+``tests/<area>/conftest.py``; only global things belong here.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+# Plots are written to files, never shown: pick the headless backend before matplotlib loads.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Under pytest-xdist every worker is its own process; letting each one start as many
+# BLAS/OpenMP threads as there are cores oversubscribes the CPU and slows everything down.
+# These variables must be set before torch / numpy start their thread pools.
+_XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+if _XDIST_WORKERS > 1:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+
+def _torch_threads() -> int:
+    """Intra-op threads for torch in this process: one per xdist worker, else all cores (at most 4)."""
+    if _XDIST_WORKERS > 1:
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _configure_torch() -> None:
+    """Set torch's thread counts, but only if some test already imported torch (it is slow to load)."""
+    torch = sys.modules.get("torch")
+    if torch is None or getattr(_configure_torch, "done", False):
+        return
+    torch.set_num_threads(_torch_threads())
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once parallel work started: harmless
+        pass
+    _configure_torch.done = True  # type: ignore[attr-defined]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers used across the suite (``--strict-markers`` is on)."""
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped when none is available")
+    config.addinivalue_line("markers", "network: needs network access; skipped unless HECKTORSEG_NETWORK=1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``gpu`` tests without CUDA and ``network`` tests unless explicitly enabled."""
+    if any(item.get_closest_marker("gpu") for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            skip_gpu = pytest.mark.skip(reason="no CUDA device")
+            for item in items:
+                if item.get_closest_marker("gpu"):
+                    item.add_marker(skip_gpu)
+    if os.environ.get("HECKTORSEG_NETWORK") != "1":
+        skip_net = pytest.mark.skip(reason="network tests need HECKTORSEG_NETWORK=1")
+        for item in items:
+            if item.get_closest_marker("network"):
+                item.add_marker(skip_net)
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> Iterator[None]:
+    """Give every test the same seeds (Python, NumPy and — if loaded — torch) and sane torch threads."""
+    random.seed(0)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(0)
+    _configure_torch()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(0)
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close("all")
