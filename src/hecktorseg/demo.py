@@ -41,11 +41,11 @@ class DemoConfig:
         default=6, metadata={"help": "Held-out synthetic patients predicted and scored."}
     )
     n_val: int = attrs.field(default=4, metadata={"help": "Of the training patients, how many validate."})
-    epochs: int = attrs.field(default=40, metadata={"help": "Training epochs."})
+    epochs: int = attrs.field(default=30, metadata={"help": "Training epochs."})
     n_filters: int = attrs.field(default=8, metadata={"help": "Filters of the first U-Net level."})
     size: int = attrs.field(default=32, metadata={"help": "Side of the preprocessed grid (voxels)."})
     spacing: float = attrs.field(default=4.5, metadata={"help": "Voxel size of the preprocessed grid (mm)."})
-    lr: float = attrs.field(default=3e-3, metadata={"help": "Learning rate."})
+    lr: float = attrs.field(default=1e-2, metadata={"help": "Learning rate."})
     seed: int = attrs.field(default=0, metadata={"help": "Seed of data generation and training."})
 
     def __attrs_post_init__(self) -> None:
@@ -160,6 +160,11 @@ def run_demo(
         split="file",
         split_file=str(split_file),
         seed=cfg.seed,
+        num_workers=0,
+        device="cpu",
+        rotation_p=0.0,
+        mirror_p=0.5,
+        t_0=cfg.epochs,  # one cosine cycle over the short run
     )
     result = train(preprocessed, out / "model", train_cfg, fold=0, progress=_stage(progress, "train"))
 

@@ -18,11 +18,9 @@ nnunet     ``<root>/imagesTr/<case>_0000.nii.gz`` (CT), ``_0001`` (PET), ``label
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import re
-import zlib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any

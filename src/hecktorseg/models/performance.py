@@ -11,33 +11,42 @@ add; this is algebraically identical (checked in float64 against the textbook fo
 and also used for training.
 
 Measured with ``benchmarks/bench_model.py`` (batch 1, 2 threads, torch 2.13 CPU, AMD EPYC
-with AVX512-BF16, 144³ input, f = 24, 978 GFLOP per forward, random weights). The
-development machine was shared with other jobs (load average 5–11 on 2 cores, the 4096²
-fp32 matmul reached only 58–84 of its ~310 GFLOP/s), so absolute times are 3–4× slower
-than on an idle machine; the ratios within one run are what count:
+with AVX512-BF16, 144³ input, f = 24, 978 GFLOP per forward / 2934 GFLOP per forward +
+backward, random weights). The development machine was shared with other jobs during
+every run (load average 2–11 on 2 cores; the 4096² fp32 matmul reached only 58–86 of its
+~310 GFLOP/s), so absolute times are 2–4× those of an idle machine (issue: ~14 s fp32) and
+differences below ~30 % between fp32 modes are noise. Three runs (time in s, best of the
+repetitions; peak = resident-memory growth during the run):
 
-====================================  ========  ========  =========================
-mode (forward, 144³)                  time s    peak GB   agreement with fp32
-====================================  ========  ========  =========================
-fp32 eager, ``no_grad``                  57.8      2.9     reference
-fp32, unfused SE-norm (original)         55.7      2.9     max|Δp| 1.5e-6, Dice 1.000
-fp32, ``inference_mode``                 43.8      2.9     identical
-bf16 autocast                            19.5      1.5     max|Δp| 2.7e-2, Dice 0.981
-bf16 autocast + channels-last-3d         16.2      1.6     max|Δp| 2.7e-2, Dice 0.981
-====================================  ========  ========  =========================
+=================================  ======  ======  ======  =======  =======================
+forward, 144³                      run 1   run 2   run 3   peak GB  agreement with fp32
+=================================  ======  ======  ======  =======  =======================
+fp32 eager ``no_grad``              57.8    30.0    33.2     2.9    reference
+fp32, unfused SE-norm (original)    55.7    41.1    21.3     2.9    max|Δp| 1.5e-6, Dice 1
+fp32 ``inference_mode``             43.8    44.7    28.9     2.9    identical
+bf16 autocast                       19.5    25.0     —       1.5    max|Δp| 2.7e-2, Dice 0.981
+bf16 autocast + channels-last-3d    16.2    21.7    17.8     1.5    max|Δp| 2.7e-2, Dice 0.981
+=================================  ======  ======  ======  =======  =======================
 
-* bf16 autocast (+ channels-last-3d) is ~3.5× faster than fp32 eager and halves the
-  memory, but it is **not exact**: with random weights the thresholded masks agree
+Forward + backward at 144³ (run 2): fp32 101 s (6.1 GB), bf16 autocast 68 s (5.2 GB),
+bf16 + channels-last-3d 82 s (5.0 GB). At 64³ (an earlier, less loaded run): fp32 4.0 s,
+fp32 channels-last-3d 10.1 s, bf16 3.1 s, bf16 channels-last-3d 1.7 s.
+
+One SE-norm layer at 144³ × 24 channels, interleaved, best of 5: fused 0.58 s, unfused
+(two pools + instance norm + multiply + add) 0.76 s; max |Δ| 1e-6.
+
+* bf16 autocast (+ channels-last-3d) is 1.5–3.5× faster than fp32 eager and halves the
+  forward memory, but it is **not exact**: with random weights the thresholded masks agree
   only to Dice 0.97–0.98 (bf16 rounding of every convolution input accumulates through
-  ~35 layers; logit error ≈ 10 % of the logit spread, 48³–144³ alike). Keeping the
-  SE-norm outputs and residual sums in fp32 did not help (Dice 0.973 at 48³). It is
-  therefore opt-in (``precision="bf16"``); re-check it on trained weights before use.
-* channels-last-3d gives nothing in fp32 (forward) and slowed the fp32 training step.
-* ``torch.compile`` (fp32, 64³): 10 % faster after 267 s of compilation on 2 cores —
-  not worth it for a handful of volumes, so not a default.
-* fp32 cannot reach the issue's 4× target: at the machine's fp32 matmul peak the
-  forward would still take ~3 s versus ~14 s eager, and eager convolutions already run
-  at ~60–65 % of matmul speed.
+  ~35 layers; the logit error is ≈ 10 % of the logit spread at 48³ and 144³ alike).
+  Keeping the SE-norm outputs and residual sums in fp32 did not help (Dice 0.973 at 48³).
+  It is therefore opt-in (``precision="bf16"``); re-check it on trained weights, where
+  confident logits may well pass the Dice >= 0.999 bar.
+* channels-last-3d gives nothing measurable in fp32 and made the fp32 training step slower.
+* ``torch.compile`` (fp32, 64³): 10 % faster after 267 s of compilation on 2 cores — not
+  worth it for a handful of volumes, so not a default.
+* fp32 cannot reach the issue's 4× target: at the fp32 matmul peak the forward would still
+  take ~3 s versus ~14 s eager; eager convolutions already run at ~60 % of matmul speed.
 
 Chosen default (``"auto"``): fp32, contiguous memory format, ``torch.inference_mode``,
 fused SE-norm — exact, and the fastest exact mode measured. On CUDA ``"auto"`` is fp32 as

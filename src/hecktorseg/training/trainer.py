@@ -246,6 +246,16 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(list(cuda))
 
 
+def _refuse_overwrite(fold_dir: Path) -> None:
+    existing = [name for name in RESULT_FILES if (fold_dir / name).exists()]
+    if existing:
+        raise ConfigError(
+            f"results already exist ({', '.join(existing)})",
+            path=fold_dir,
+            hint="pass --resume to continue training or --force to start over",
+        )
+
+
 def prepare_fold_dir(fold_dir: PathLike, *, resume: bool = False, force: bool = False) -> Path:
     """Create ``fold_dir``, refusing to overwrite earlier results unless asked.
 
@@ -267,11 +277,7 @@ def prepare_fold_dir(fold_dir: PathLike, *, resume: bool = False, force: bool = 
     existing = [name for name in RESULT_FILES if (path / name).exists()]
     if existing and not resume:
         if not force:
-            raise ConfigError(
-                f"results already exist ({', '.join(existing)})",
-                path=path,
-                hint="pass --resume to continue training or --force to start over",
-            )
+            _refuse_overwrite(path)
         for name in existing:
             (path / name).unlink()
         logger.info("removed earlier results in %s (--force)", path)
@@ -739,6 +745,8 @@ def train(
         )
     split = splits[config.fold]
     fold_dir = Path(out_dir) / f"fold_{config.fold}"
+    if not (resume or force):  # checked on every process, so no rank waits for a failed one
+        _refuse_overwrite(fold_dir)
     probe = resolve_device(config)
     ctx = init_distributed(probe.type)
     try:
