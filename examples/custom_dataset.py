@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             out / "pictures" / f"{pid}.png",
             title=f"{pid} (box from {entry.box_source})",
         )
-        print(f"{pid}: picture {picture}")
+        print(f"{pid}: picture: {picture}")
     write_bbox_table(out / "boxes.csv", boxes)
     print(f"boxes: {out / 'boxes.csv'}")
     print(f"preprocessed: {preprocessed}")

@@ -4,6 +4,7 @@ The bottom layer of hecktorseg: it imports nothing else from the package but
 :mod:`hecktorseg.errors` and :mod:`hecktorseg.typing`.
 """
 
+from hecktorseg.io._reading import check_file_complete, read_image, read_images, set_io_threads
 from hecktorseg.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from hecktorseg.io.bbox import BBox
 from hecktorseg.io.case import Case, Layout
@@ -11,9 +12,8 @@ from hecktorseg.io.geometry import IDENTITY_DIRECTION, Geometry
 from hecktorseg.io.image import (
     ImageKind,
     array_to_image,
-    check_file_complete,
     image_to_array,
-    read_image,
+    read_image_itk,
     validate_image,
     write_image,
 )
@@ -59,7 +59,10 @@ __all__ = [
     "parse_layout",
     "read_bbox_table",
     "read_image",
+    "read_image_itk",
+    "read_images",
     "read_nnunet_dataset_json",
+    "set_io_threads",
     "validate_case",
     "validate_image",
     "write_bbox_table",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
@@ -20,24 +18,23 @@ from hecktorseg.typing import PathLike
 __all__ = [
     "ImageKind",
     "array_to_image",
-    "check_file_complete",
     "image_to_array",
-    "read_image",
+    "read_image_itk",
     "validate_image",
     "write_image",
 ]
 
 ImageKind = Literal["ct", "pet", "label", "probability", "image"]
-"""What an image holds; decides which checks :func:`read_image` runs."""
+"""What an image holds; decides which checks :func:`hecktorseg.io.read_image` runs."""
 
 
-def read_image(
+def read_image_itk(
     path: PathLike,
     *,
     kind: ImageKind = "image",
     allowed_labels: Collection[int] | None = None,
 ) -> sitk.Image:
-    """Read a 3-D image with any format SimpleITK supports (NIfTI, NRRD, MHA, DICOM series folder).
+    """Read a 3-D image with SimpleITK alone (no raw NIfTI checks; use :func:`hecktorseg.io.read_image`).
 
     Parameters
     ----------
@@ -87,70 +84,7 @@ def read_image(
             path=p,
             hint="the file is corrupt, truncated or not an image; re-export or re-download it",
         ) from None
-    check_file_complete(p)
     return validate_image(image, path=p, kind=kind, allowed_labels=allowed_labels)
-
-
-_NIFTI_FLOAT_TYPES = {16: "f4", 64: "f8"}
-
-
-def check_file_complete(path: PathLike) -> None:
-    """Check the raw voxel block of a NIfTI file (``.nii``/``.nii.gz``); other files pass.
-
-    ITK reads a truncated NIfTI file without complaint (the missing voxels
-    become 0) and turns NaN into 0, so a broken export would look like a valid
-    image. This reads the header and the raw data block to catch both.
-
-    Raises
-    ------
-    DataError
-        The gzip stream is corrupt or ends early, the file holds fewer bytes
-        than its header announces, or a floating-point image holds NaN values.
-    """
-    p = Path(path)
-    name = p.name.lower()
-    if not (name.endswith(".nii") or name.endswith(".nii.gz")) or not p.is_file():
-        return
-    hint = "the file is truncated or corrupt; re-export or re-download it"
-    try:
-        raw = gzip.decompress(p.read_bytes()) if name.endswith(".gz") else p.read_bytes()
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(f"cannot decompress image ({exc})", path=p, hint=hint) from None
-    except OSError as exc:
-        raise DataError(f"cannot read image ({exc})", path=p, hint="check the file's permissions") from None
-    for endian in ("<", ">"):
-        header_size = int(np.frombuffer(raw[:4], dtype=f"{endian}i4")[0]) if len(raw) >= 4 else 0
-        if header_size == 348 and len(raw) >= 348:
-            dims = np.frombuffer(raw[40:56], dtype=f"{endian}i2").astype(np.int64)
-            datatype = int(np.frombuffer(raw[70:72], dtype=f"{endian}i2")[0])
-            bitpix = int(np.frombuffer(raw[72:74], dtype=f"{endian}i2")[0])
-            offset = int(np.frombuffer(raw[108:112], dtype=f"{endian}f4")[0])
-            break
-        if header_size == 540 and len(raw) >= 540:
-            datatype = int(np.frombuffer(raw[12:14], dtype=f"{endian}i2")[0])
-            bitpix = int(np.frombuffer(raw[14:16], dtype=f"{endian}i2")[0])
-            dims = np.frombuffer(raw[16:80], dtype=f"{endian}i8").astype(np.int64)
-            offset = int(np.frombuffer(raw[168:176], dtype=f"{endian}i8")[0])
-            break
-    else:
-        return  # not a NIfTI header we know: the reader reports it
-    ndim = int(dims[0])
-    if not 1 <= ndim <= 7 or bitpix <= 0 or offset <= 0:
-        return
-    count = int(np.prod(np.maximum(dims[1 : ndim + 1], 1)))
-    expected = offset + count * bitpix // 8
-    if len(raw) < expected:
-        raise DataError(f"image data is truncated: {len(raw)} of {expected} bytes present", path=p, hint=hint)
-    code = _NIFTI_FLOAT_TYPES.get(datatype)
-    if code is not None:
-        data = np.frombuffer(raw, dtype=np.dtype(f"{endian}{code}"), count=count, offset=offset)
-        nan_fraction = float(np.isnan(data).mean())
-        if nan_fraction:
-            raise DataError(
-                f"image holds NaN values ({nan_fraction:.1%} of voxels)",
-                path=p,
-                hint="fix the export, or replace them (e.g. with -1024 HU for CT, 0 SUV for PET) before use",
-            )
 
 
 def validate_image(
@@ -162,7 +96,7 @@ def validate_image(
 ) -> sitk.Image:
     """Check that ``image`` is a usable 3-D image of the given kind and cast it.
 
-    See :func:`read_image` for the checks; ``path`` only names the image in errors.
+    See :func:`hecktorseg.io.read_image` for the checks; ``path`` only names the image in errors.
     """
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DataError(

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from hecktorseg.errors import DataError, GeometryError, LayoutError
+from hecktorseg.io._reading import check_file_complete, read_image
 from hecktorseg.io.bbox import BBox
 from hecktorseg.io.case import Case, Layout
 from hecktorseg.io.geometry import Geometry
-from hecktorseg.io.image import check_file_complete, read_image
 from hecktorseg.io.tables import read_bbox_table
 from hecktorseg.typing import PathLike
 

@@ -17,8 +17,8 @@ from hecktorseg.io import (
     Geometry,
     ImageKind,
     allowed_labels,
+    read_images,
 )
-from hecktorseg.preprocessing._reading import read_images
 from hecktorseg.preprocessing.box import box_from_label, box_from_pet
 from hecktorseg.preprocessing.config import PreprocessConfig
 from hecktorseg.preprocessing.grid import (

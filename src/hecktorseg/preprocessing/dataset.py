@@ -19,8 +19,7 @@ import SimpleITK as sitk
 from hecktorseg._version import __version__
 from hecktorseg.config import to_dict
 from hecktorseg.errors import ConfigError, DataError, HecktorsegError
-from hecktorseg.io import Case, Layout, write_image
-from hecktorseg.preprocessing._reading import set_io_threads
+from hecktorseg.io import Case, Layout, set_io_threads, write_image
 from hecktorseg.preprocessing.case import preprocess_case
 from hecktorseg.preprocessing.config import PreprocessConfig
 from hecktorseg.preprocessing.manifest import (

@@ -9,8 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError
-from hecktorseg.io import read_image
-from hecktorseg.preprocessing._reading import read_images, scan_nifti, set_io_threads
+from hecktorseg.io import read_image, read_images, set_io_threads
+from hecktorseg.io._reading import scan_nifti
 
 
 def _write(path: Path, array: np.ndarray) -> Path:

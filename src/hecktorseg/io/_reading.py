@@ -1,16 +1,15 @@
-"""Fast, validated reading of a case's images.
+"""Fast, validated reading of images: :func:`read_image` and :func:`read_images`.
 
 ITK turns NaN into 0 when it reads NIfTI and reads truncated files without
-complaint, so :func:`hecktorseg.io.read_image` and
-:func:`hecktorseg.io.check_file_complete` check the raw bytes — decompressing a
-``.nii.gz`` twice in Python on top of ITK's own read. For the large CTs of a
-dataset that triples the reading time. Here a NIfTI file is decompressed
-**once**: one streaming pass checks truncation and NaN and keeps the voxel
-bytes, and the image is built from them with the geometry ITK reads from the
-header (``ImageFileReader.ReadImageInformation``), so orientation handling stays
-ITK's. Files ITK would rescale (``scl_slope``/``scl_inter``), non-3-D or
-multi-component files, other formats and DICOM folders take the ordinary path.
-The files of a case are read concurrently (zlib releases the GIL).
+complaint, so the raw voxel block has to be checked too. Rather than
+decompressing a ``.nii.gz`` a second time for that, a NIfTI file is
+decompressed **once**: one streaming pass checks truncation and NaN and keeps
+the voxel bytes, and the image is built from them with the geometry ITK reads
+from the header (``ImageFileReader.ReadImageInformation``), so orientation
+handling stays ITK's. Files ITK would rescale (``scl_slope``/``scl_inter``),
+non-3-D or multi-component files, other formats and DICOM folders take the
+ordinary ITK path (:func:`hecktorseg.io.image.read_image_itk`). The files of a
+case are read concurrently (zlib releases the GIL).
 """
 
 from __future__ import annotations
@@ -28,9 +27,10 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError
-from hecktorseg.io import ImageKind, check_file_complete, read_image, validate_image
+from hecktorseg.io.image import ImageKind, read_image_itk, validate_image
+from hecktorseg.typing import PathLike
 
-__all__ = ["read_images", "scan_nifti", "set_io_threads"]
+__all__ = ["check_file_complete", "read_image", "read_images", "scan_nifti", "set_io_threads"]
 
 _CHUNK = 1 << 22
 _FLOAT_CODES = {16: "f4", 64: "f8"}
@@ -280,8 +280,7 @@ def _itk_read(path: Path) -> sitk.Image:
 
 def _slow_read(path: Path, kind: ImageKind, labels: Collection[int] | None) -> sitk.Image:
     with _ITK_LOCK:
-        check_file_complete(path)
-        return read_image(path, kind=kind, allowed_labels=labels)
+        return read_image_itk(path, kind=kind, allowed_labels=labels)
 
 
 def read_images(
@@ -311,3 +310,55 @@ def _read_one(path: Path, kind: ImageKind, labels: Collection[int] | None) -> si
     if not _is_nifti(path):
         return _slow_read(path, kind, labels)
     return _fast_read(path, kind, labels)
+
+
+def read_image(
+    path: PathLike,
+    *,
+    kind: ImageKind = "image",
+    allowed_labels: Collection[int] | None = None,
+) -> sitk.Image:
+    """Read and validate one 3-D image (NIfTI, NRRD, MHA, … or a DICOM series folder).
+
+    NIfTI files are decompressed once and their raw voxel block is checked for
+    truncation and NaN, which ITK's reader hides (it zero-fills both); other
+    formats go through :func:`hecktorseg.io.image.read_image_itk`.
+
+    Parameters
+    ----------
+    path
+        Image file, or a folder holding one DICOM series.
+    kind
+        ``"ct"``, ``"pet"`` and ``"image"`` are read as float32 and must hold
+        finite values; ``"label"`` is read as uint8 and must hold whole numbers
+        (within ``allowed_labels`` if given).
+    allowed_labels
+        For ``kind="label"``: the label values allowed, e.g. ``{0, 1}``.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The image, with its origin, spacing and direction.
+
+    Raises
+    ------
+    DataError
+        The file is missing, unreadable, truncated, not 3-D, holds NaN or
+        infinite values, or label values outside ``allowed_labels``.
+    """
+    (image,) = read_images([(path, kind, allowed_labels)])
+    return image
+
+
+def check_file_complete(path: PathLike) -> None:
+    """Check that a NIfTI file holds its whole voxel block and no NaN (other files pass).
+
+    Raises
+    ------
+    DataError
+        The gzip stream is corrupt or ends early, the file is shorter than its
+        header announces, or floating-point voxels are NaN.
+    """
+    p = Path(path)
+    if _is_nifti(p):
+        scan_nifti(p)
