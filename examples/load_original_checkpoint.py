@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"preprocessing assumed: size {predictor.preprocess.size}, spacing {predictor.preprocess.spacing} mm"
     )
-    print(f"box ({prediction.box_source}): {prediction.bbox.lower} .. {prediction.bbox.upper}")
+    lower = ", ".join(f"{v:.1f}" for v in prediction.bbox.lower)
+    upper = ", ".join(f"{v:.1f}" for v in prediction.bbox.upper)
+    print(f"box (from {prediction.box_source}): ({lower}) .. ({upper}) mm")
     print(describe("CT grid  ", ct_geometry))
     print(describe("mask grid", mask_geometry))
     print(f"same grid: {mask_geometry.is_close(ct_geometry)}")

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import SimpleITK as sitk
 import torch
 
@@ -72,7 +71,6 @@ def test_examples_have_docstrings_and_help() -> None:
         assert 'if __name__ == "__main__":' in text, name
 
 
-@pytest.mark.slow
 def test_pipeline_example(tmp_path: Path) -> None:
     out = tmp_path / "pipeline"
     stdout = run_example("pipeline.py", out)
