@@ -13,6 +13,10 @@ from hecktorseg.typing import FloatArray
 __all__ = ["box_from_label", "box_from_pet", "find_brain"]
 
 
+_BRAIN_MIN_AREA_FRACTION = 0.25
+"""Axial levels of the brain blob narrower than this fraction of its widest level are dropped."""
+
+
 def find_brain(
     pet: sitk.Image, config: PreprocessConfig | None = None, *, patient_id: str = ""
 ) -> tuple[FloatArray, FloatArray]:
@@ -72,6 +76,15 @@ def find_brain(
             hint=hint,
         )
     brain = world[ids == int(np.argmax(counts))]
+    # After smoothing, a tumour (or the neck's uptake) just below the brain can join the
+    # brain's blob. The brain is far wider than anything hanging from it, so keep only the
+    # axial levels where the blob is at least a quarter of its widest cross-section.
+    bin_mm = max(geometry.spacing)
+    levels = np.floor(brain[:, 2] / bin_mm).astype(np.int64)
+    levels -= levels.min()
+    area = np.bincount(levels)
+    wide = area >= _BRAIN_MIN_AREA_FRACTION * area.max()
+    brain = brain[wide[levels]]
     return brain.min(axis=0), brain.max(axis=0)
 
 
