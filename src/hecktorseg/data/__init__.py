@@ -5,19 +5,42 @@
 - :mod:`hecktorseg.data.augmentation`: the paper's random rotation and mirroring
   on tensors (:class:`RandomRotation`, :class:`RandomMirror`, :class:`Compose`);
 - :mod:`hecktorseg.data.synthetic`: PET/CT phantoms in the HECKTOR layouts.
+
+The synthetic-data names are imported eagerly; the torch-based ones on first use.
 """
 
-from hecktorseg.data.augmentation import (
-    Compose,
-    RandomMirror,
-    RandomRotation,
-    Sample,
-    Transform,
-    affine_resample,
-    rotation_matrix,
-)
-from hecktorseg.data.dataset import EpochTaggedSampler, PreprocessedDataset, sample_seed
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from hecktorseg.data.synthetic import Phantom, SyntheticConfig, make_phantom, write_synthetic_dataset
+
+if TYPE_CHECKING:
+    from hecktorseg.data.augmentation import (
+        Compose,
+        RandomMirror,
+        RandomRotation,
+        Sample,
+        Transform,
+        affine_resample,
+        rotation_matrix,
+    )
+    from hecktorseg.data.dataset import EpochTaggedSampler, PreprocessedDataset, sample_seed
+
+# The torch-based names load on first access, so synthesising data (and the CLI) stays fast.
+_LAZY = {
+    "Compose": "augmentation",
+    "RandomMirror": "augmentation",
+    "RandomRotation": "augmentation",
+    "Sample": "augmentation",
+    "Transform": "augmentation",
+    "affine_resample": "augmentation",
+    "rotation_matrix": "augmentation",
+    "EpochTaggedSampler": "dataset",
+    "PreprocessedDataset": "dataset",
+    "sample_seed": "dataset",
+}
 
 __all__ = [
     "Compose",
@@ -35,3 +58,16 @@ __all__ = [
     "sample_seed",
     "write_synthetic_dataset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hecktorseg.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"hecktorseg.data.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
