@@ -155,3 +155,35 @@ def test_predict_dataset_writes_nothing_partial_when_interrupted(
     assert len(report.failed) == 3
     leftovers = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert not leftovers, leftovers
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_prefetching_workers_give_the_same_masks_in_the_same_order(
+    dataset_2021: tuple[Path, Path, list[Case]], predictor: Predictor, tmp_path: Path, workers: int
+) -> None:
+    root, table, cases = dataset_2021
+    serial = predict_dataset(root, tmp_path / "serial", predictor, bbox_table=table, workers=0)
+    seen: list[str] = []
+    threaded = predict_dataset(
+        root,
+        tmp_path / "threaded",
+        predictor,
+        bbox_table=table,
+        workers=workers,
+        progress=lambda done, total, pid: seen.append(pid),
+    )
+    assert threaded.done == serial.done == tuple(seen) == tuple(c.patient_id for c in cases)
+    for case in cases:
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "serial" / f"{case.patient_id}.nii.gz")))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "threaded" / f"{case.patient_id}.nii.gz")))
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_failing_case_is_reported_with_prefetching_too(
+    dataset_2021: tuple[Path, Path, list[Case]], predictor: Predictor, tmp_path: Path
+) -> None:
+    root, table, cases = dataset_2021
+    cases[1].pet_path.write_bytes(b"not an image")
+    report = predict_dataset(root, tmp_path / "out", predictor, bbox_table=table, workers=2)
+    assert set(report.failed) == {cases[1].patient_id}
+    assert report.done == (cases[0].patient_id, cases[2].patient_id)

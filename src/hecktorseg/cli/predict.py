@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(  # noqa: UP045
             None, "--threads", help="CPU threads for torch (default: torch's choice)."
         ),
+        workers: int = typer.Option(
+            1, "--workers", min=0, help="Threads reading and resampling the next cases (0: none)."
+        ),
         num_parts: int = typer.Option(1, "--num-parts", help="Split the cases into this many shares."),
         part_id: int = typer.Option(0, "--part-id", help="Which share to predict (0-based)."),
         force: bool = typer.Option(False, "--force", help="Overwrite existing predictions."),
@@ -77,6 +80,7 @@ def register(app: typer.Typer) -> None:
                 num_parts=num_parts,
                 part_id=part_id,
                 overwrite=force,
+                workers=workers,
                 progress=update,
             )
         mean = sum(report.seconds) / len(report.seconds) if report.seconds else 0.0

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures as cf
+import itertools
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
 
 from hecktorseg.errors import HecktorsegError
 from hecktorseg.inference.predictor import Predictor
-from hecktorseg.io import Layout, discover_cases, write_image
-from hecktorseg.preprocessing import select_part
+from hecktorseg.io import Case, Layout, discover_cases, write_image
+from hecktorseg.preprocessing import PreprocessedCase, select_part
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = ["PROBABILITY_DIR", "UNCERTAINTY_DIR", "PredictReport", "predict_dataset"]
@@ -67,6 +71,7 @@ def predict_dataset(
     num_parts: int = 1,
     part_id: int = 0,
     overwrite: bool = False,
+    workers: int = 0,
     progress: ProgressCallback | None = None,
 ) -> PredictReport:
     """Predict every case of a raw dataset and write ``OUTPUT_DIR/<PID>.nii.gz`` on the CT grid.
@@ -93,6 +98,11 @@ def predict_dataset(
         Predict only share ``part_id`` of ``num_parts`` (sorted ids, index % P == K, as :func:`hecktorseg.preprocessing.select_part`).
     overwrite
         Replace existing outputs (otherwise those cases are skipped).
+    workers
+        Threads that read and resample the next cases while the models
+        predict the current one (0: everything in the calling thread). Reading,
+        resampling and the models release the GIL, so 1–2 workers hide most of the
+        input time.
     progress
         ``callback(completed, total, patient_id)`` after each case.
 
@@ -109,40 +119,88 @@ def predict_dataset(
     skipped: list[str] = []
     failed: dict[str, str] = {}
     seconds: list[float] = []
-    for i, case in enumerate(cases):
-        pid = case.patient_id
-        dest = out / f"{pid}.nii.gz"
-        prob_dest = out / PROBABILITY_DIR / f"{pid}.nii.gz"
-        unc_dest = out / UNCERTAINTY_DIR / f"{pid}.nii.gz"
-        wanted = (
-            [dest] + ([prob_dest] if save_probabilities else []) + ([unc_dest] if save_uncertainty else [])
-        )
-        if not overwrite and all(p.exists() for p in wanted):
-            skipped.append(pid)
-            logger.debug("%s exists; skipped", dest)
+    todo: list[Case] = []
+    for case in cases:
+        if not overwrite and all(
+            p.exists() for p in _outputs(out, case.patient_id, save_probabilities, save_uncertainty)
+        ):
+            skipped.append(case.patient_id)
+            logger.debug("%s exists; skipped", out / f"{case.patient_id}.nii.gz")
         else:
-            start = time.perf_counter()
-            try:
-                pred = predictor.predict_case(
-                    case, with_probabilities=save_probabilities, with_uncertainty=save_uncertainty
-                )
-                # extra maps first, the mask last: an existing mask means the case is complete
-                if pred.probabilities is not None:
-                    write_image(pred.probabilities, prob_dest)
-                if pred.uncertainty is not None:
-                    write_image(pred.uncertainty, unc_dest)
-                write_image(pred.mask, dest)
-            except (HecktorsegError, RuntimeError, ValueError, OSError, MemoryError) as exc:
-                failed[pid] = (
-                    f"{type(exc).__name__}: {exc}" if not isinstance(exc, HecktorsegError) else str(exc)
-                )
-                logger.error("case %s failed: %s", pid, failed[pid])
-            else:
-                done.append(pid)
-                seconds.append(time.perf_counter() - start)
-                logger.debug("case %s: box from %s, %.1f s", pid, pred.box_source, seconds[-1])
+            todo.append(case)
+    if progress is not None and skipped:
+        progress(len(skipped), len(cases), skipped[-1])
+    start = time.perf_counter()
+    for i, (case, prepared) in enumerate(_prepared(todo, predictor, workers)):
+        pid = case.patient_id
+        dest, prob_dest, unc_dest = _outputs(out, pid, True, True)
+        try:
+            if isinstance(prepared, BaseException):
+                raise prepared
+            pred = predictor.predict_preprocessed(
+                prepared, with_probabilities=save_probabilities, with_uncertainty=save_uncertainty
+            )
+            # extra maps first, the mask last: an existing mask means the case is complete
+            if pred.probabilities is not None:
+                write_image(pred.probabilities, prob_dest)
+            if pred.uncertainty is not None:
+                write_image(pred.uncertainty, unc_dest)
+            write_image(pred.mask, dest)
+        except _CASE_ERRORS as exc:
+            failed[pid] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, HecktorsegError) else str(exc)
+            logger.error("case %s failed: %s", pid, failed[pid])
+        else:
+            done.append(pid)
+            now = time.perf_counter()
+            seconds.append(now - start)
+            logger.debug("case %s: box from %s, %.1f s", pid, pred.box_source, seconds[-1])
+        start = time.perf_counter()
         if progress is not None:
-            progress(i + 1, len(cases), pid)
+            progress(len(skipped) + i + 1, len(cases), pid)
     return PredictReport(
         output_dir=out, done=tuple(done), skipped=tuple(skipped), failed=failed, seconds=tuple(seconds)
     )
+
+
+_CASE_ERRORS = (HecktorsegError, RuntimeError, ValueError, OSError, MemoryError)
+"""Errors that fail one case and let the others go on."""
+
+
+def _outputs(out: Path, pid: str, probabilities: bool, uncertainty: bool) -> list[Path]:
+    """The mask, then (if wanted) the probability and uncertainty maps of one case."""
+    paths = [out / f"{pid}.nii.gz"]
+    if probabilities:
+        paths.append(out / PROBABILITY_DIR / f"{pid}.nii.gz")
+    if uncertainty:
+        paths.append(out / UNCERTAINTY_DIR / f"{pid}.nii.gz")
+    return paths
+
+
+def _prepared(
+    cases: Sequence[Case], predictor: Predictor, workers: int
+) -> Iterator[tuple[Case, PreprocessedCase | BaseException]]:
+    """Yield each case with its preprocessed images (or the error), in order.
+
+    With ``workers > 0`` up to ``workers`` cases are prepared ahead in threads.
+    """
+    if workers <= 0:
+        for case in cases:
+            try:
+                yield case, predictor.prepare_case(case)
+            except _CASE_ERRORS as exc:
+                yield case, exc
+        return
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hecktorseg-prepare") as pool:
+        queue: collections.deque[tuple[Case, cf.Future[PreprocessedCase]]] = collections.deque()
+        upcoming = iter(cases)
+        for case in itertools.islice(upcoming, workers):
+            queue.append((case, pool.submit(predictor.prepare_case, case)))
+        while queue:
+            case, future = queue.popleft()
+            following = next(upcoming, None)
+            if following is not None:
+                queue.append((following, pool.submit(predictor.prepare_case, following)))
+            try:
+                yield case, future.result()
+            except _CASE_ERRORS as exc:
+                yield case, exc

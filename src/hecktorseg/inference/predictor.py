@@ -426,8 +426,19 @@ class Predictor:
         DataError, GeometryError
             Unreadable images, images that do not overlap, a box outside the images.
         """
-        pre = preprocess_case(attrs.evolve(case, label_path=None), self.preprocess, bbox=bbox)
-        return self._predict_preprocessed(pre, with_probabilities, with_uncertainty)
+        return self.predict_preprocessed(
+            self.prepare_case(case, bbox=bbox),
+            with_probabilities=with_probabilities,
+            with_uncertainty=with_uncertainty,
+        )
+
+    def prepare_case(self, case: Case, *, bbox: BBox | None = None) -> PreprocessedCase:
+        """Read a case and resample it onto its reference grid with the models' preprocessing.
+
+        The first half of :meth:`predict_case`, free of torch: :func:`predict_dataset`
+        runs it in worker threads for the next cases while the models work.
+        """
+        return preprocess_case(attrs.evolve(case, label_path=None), self.preprocess, bbox=bbox)
 
     def predict_images(
         self,
@@ -444,11 +455,18 @@ class Predictor:
         pre = preprocess_images(
             ct, pet, None, self.preprocess, bbox=bbox, table_bbox=table_bbox, patient_id=patient_id
         )
-        return self._predict_preprocessed(pre, with_probabilities, with_uncertainty)
+        return self.predict_preprocessed(
+            pre, with_probabilities=with_probabilities, with_uncertainty=with_uncertainty
+        )
 
-    def _predict_preprocessed(
-        self, pre: PreprocessedCase, with_probabilities: bool, with_uncertainty: bool
+    def predict_preprocessed(
+        self, pre: PreprocessedCase, *, with_probabilities: bool = False, with_uncertainty: bool = False
     ) -> CasePrediction:
+        """Segment a case already on its reference grid (see :meth:`prepare_case`).
+
+        The probabilities are mapped back onto ``pre.ct_geometry`` before they are
+        thresholded (one channel) or arg-maxed (several).
+        """
         x = stack_channels(
             sitk.GetArrayViewFromImage(pre.ct),
             sitk.GetArrayViewFromImage(pre.pet),
