@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "typing": 0,
     "_version": 0,
+    "_lazy": 0,
     "io": 1,
     "config": 2,
     "preprocessing": 3,

@@ -11,9 +11,9 @@ The synthetic-data names are imported eagerly; the torch-based ones on first use
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hecktorseg._lazy import lazy_exports
 from hecktorseg.data.synthetic import Phantom, SyntheticConfig, make_phantom, write_synthetic_dataset
 
 if TYPE_CHECKING:
@@ -60,14 +60,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hecktorseg.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"hecktorseg.data.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

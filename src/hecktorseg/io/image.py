@@ -34,29 +34,11 @@ def read_image_itk(
     kind: ImageKind = "image",
     allowed_labels: Collection[int] | None = None,
 ) -> sitk.Image:
-    """Read a 3-D image with SimpleITK alone (no raw NIfTI checks; use :func:`hecktorseg.io.read_image`).
+    """Read a 3-D image with SimpleITK alone, then :func:`validate_image` it.
 
-    Parameters
-    ----------
-    path
-        Image file, or a folder holding one DICOM series.
-    kind
-        ``"ct"``, ``"pet"`` and ``"image"`` are read as float32 and must hold
-        finite values; ``"label"`` is read as uint8 and must hold whole numbers
-        (within ``allowed_labels`` if given).
-    allowed_labels
-        For ``kind="label"``: the label values allowed, e.g. ``{0, 1}``.
-
-    Returns
-    -------
-    SimpleITK.Image
-        The image, with its origin, spacing and direction.
-
-    Raises
-    ------
-    DataError
-        The file is missing, unreadable, truncated, not 3-D, holds NaN or
-        infinite values, or label values outside ``allowed_labels``.
+    :func:`hecktorseg.io.read_image` is the reader to use: it also checks the
+    raw voxel block of NIfTI files (truncation, NaN), which ITK zero-fills.
+    Parameters and errors are the same.
     """
     p = Path(path)
     if not p.exists():

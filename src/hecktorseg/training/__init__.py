@@ -14,9 +14,9 @@ the other names load torch on first access.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hecktorseg._lazy import lazy_exports
 from hecktorseg.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -105,14 +105,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hecktorseg.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"hecktorseg.training.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
