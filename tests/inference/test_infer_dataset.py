@@ -179,11 +179,15 @@ def test_prefetching_workers_give_the_same_masks_in_the_same_order(
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
 def test_a_failing_case_is_reported_with_prefetching_too(
-    dataset_2021: tuple[Path, Path, list[Case]], predictor: Predictor, tmp_path: Path
+    dataset_2021: tuple[Path, Path, list[Case]], predictor: Predictor, tmp_path: Path, damage: str
 ) -> None:
     root, table, cases = dataset_2021
-    cases[1].pet_path.write_bytes(b"not an image")
+    if damage == "corrupt":
+        cases[1].pet_path.write_bytes(b"not an image")
+    else:
+        cases[1].pet_path.unlink()
     report = predict_dataset(root, tmp_path / "out", predictor, bbox_table=table, workers=2)
     assert set(report.failed) == {cases[1].patient_id}
     assert report.done == (cases[0].patient_id, cases[2].patient_id)

@@ -186,6 +186,20 @@ def test_missing_modality_names_the_file(
     assert case.patient_id in message and str(path) in message
 
 
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_non_strict_discovery_keeps_a_case_with_a_missing_image(
+    make_dataset: Callable[..., Path], edition: str
+) -> None:
+    root = make_dataset(edition, n_cases=3)
+    before = discover_cases(root)
+    before[1].pet_path.unlink()
+    after = discover_cases(root, strict=False)
+    assert [c.patient_id for c in after] == [c.patient_id for c in before]
+    # the missing image keeps the path where it was expected, so readers name that file
+    assert after[1].pet_path == before[1].pet_path and not after[1].pet_path.exists()
+    assert after[0] == before[0] and after[2] == before[2]
+
+
 def test_missing_label_only_fails_when_required(make_dataset: Callable[..., Path]) -> None:
     root = make_dataset("2021", n_cases=2)
     case = discover_cases(root)[0]

@@ -74,6 +74,19 @@ def test_cli_parts_workers_and_failures(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "part_id" in bad.output
 
 
+def test_cli_reports_a_patient_with_a_missing_pet_and_finishes_the_others(tmp_path: Path) -> None:
+    ids = dataset(tmp_path / "raw", n=3)
+    missing = tmp_path / "raw" / ids[1] / f"{ids[1]}_pt.nii.gz"
+    missing.unlink()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["preprocess", str(tmp_path / "raw"), str(out), "--spacing", "2", "--size", "24"]
+    )
+    assert result.exit_code == 1
+    assert ids[1] in result.output and "not found" in result.output and "Traceback" not in result.output
+    assert sorted(read_manifest(out).entries) == [ids[0], ids[2]]
+
+
 def test_cli_help_lists_the_config_fields() -> None:
     result = CliRunner().invoke(app, ["preprocess", "--help"])
     assert result.exit_code == 0

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         if config_file is not None:
             config = load_yaml(PreprocessConfig, config_file, section="preprocess")
         config = merge(config, overrides, where="command line")
-        cases = discover_cases(input_dir, layout=layout, bbox_table=bbox)
+        cases = discover_cases(input_dir, layout=layout, bbox_table=bbox, strict=False)
         select_part(cases, num_parts, part_id)  # checks --num-parts/--part-id before the bar starts
         with progress_bar("preprocess") as progress:
             report = preprocess_dataset(

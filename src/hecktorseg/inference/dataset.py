@@ -112,7 +112,9 @@ def predict_dataset(
         Done / skipped / failed cases. A failing case is logged and reported;
         the others continue.
     """
-    cases = select_part(discover_cases(input_dir, layout=layout, bbox_table=bbox_table), num_parts, part_id)
+    cases = select_part(
+        discover_cases(input_dir, layout=layout, bbox_table=bbox_table, strict=False), num_parts, part_id
+    )
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     done: list[str] = []

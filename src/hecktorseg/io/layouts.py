@@ -287,15 +287,24 @@ def _missing(path_stem: Path, what: str, pid: str) -> DataError:
     )
 
 
-def _pair(pid: str, ct: Path | None, pet: Path | None, ct_stem: Path, pet_stem: Path) -> tuple[Path, Path]:
-    if ct is None:
-        raise _missing(ct_stem, "CT", pid)
-    if pet is None:
-        raise _missing(pet_stem, "PET", pid)
-    return ct, pet
+def _pair(
+    pid: str, ct: Path | None, pet: Path | None, ct_stem: Path, pet_stem: Path, strict: bool
+) -> tuple[Path, Path]:
+    """The CT and PET paths; a missing one raises (strict) or becomes its expected path."""
+    found: list[Path] = []
+    for path, stem, what in ((ct, ct_stem, "CT"), (pet, pet_stem, "PET")):
+        if path is not None:
+            found.append(path)
+            continue
+        error = _missing(stem, what, pid)
+        if strict:
+            raise error
+        logger.warning("%s", error)
+        found.append(stem.with_name(stem.name + IMAGE_SUFFIXES[0]))
+    return found[0], found[1]
 
 
-def _discover_2020(r: Path) -> list[tuple[str, Path, Path, Path | None]]:
+def _discover_2020(r: Path, strict: bool) -> list[tuple[str, Path, Path, Path | None]]:
     found = []
     for sub in sorted(r.iterdir()):
         if not sub.is_dir() or sub.name.startswith("."):
@@ -304,16 +313,17 @@ def _discover_2020(r: Path) -> list[tuple[str, Path, Path, Path | None]]:
         files = _images_in(sub)
         ct, pet, label = files.get(f"{pid}_ct"), files.get(f"{pid}_pt"), files.get(f"{pid}_ct_gtvt")
         if ct is None and pet is None:
-            if label is not None:
+            if label is not None and strict:
                 raise _missing(sub / f"{pid}_ct", "CT", pid)
-            logger.debug("skipping %s: no %s_ct / %s_pt images", sub, pid, pid)
-            continue
-        ct, pet = _pair(pid, ct, pet, sub / f"{pid}_ct", sub / f"{pid}_pt")
+            if label is None:
+                logger.debug("skipping %s: no %s_ct / %s_pt images", sub, pid, pid)
+                continue
+        ct, pet = _pair(pid, ct, pet, sub / f"{pid}_ct", sub / f"{pid}_pt", strict)
         found.append((pid, ct, pet, label))
     return found
 
 
-def _discover_2021(r: Path) -> list[tuple[str, Path, Path, Path | None]]:
+def _discover_2021(r: Path, strict: bool) -> list[tuple[str, Path, Path, Path | None]]:
     files = _images_in(r)
     pids = sorted(
         {stem[: -len(tail)] for stem in files for tail in ("_ct", "_pt", "_gtvt") if stem.endswith(tail)}
@@ -321,7 +331,7 @@ def _discover_2021(r: Path) -> list[tuple[str, Path, Path, Path | None]]:
     found = []
     for pid in pids:
         ct, pet, label = files.get(f"{pid}_ct"), files.get(f"{pid}_pt"), files.get(f"{pid}_gtvt")
-        ct, pet = _pair(pid, ct, pet, r / f"{pid}_ct", r / f"{pid}_pt")
+        ct, pet = _pair(pid, ct, pet, r / f"{pid}_ct", r / f"{pid}_pt", strict)
         found.append((pid, ct, pet, label))
     return found
 
@@ -332,7 +342,7 @@ def _split_dirs(r: Path) -> tuple[Path, Path]:
     return r / "imagesTs", r / "labelsTs"
 
 
-def _discover_2022(r: Path) -> list[tuple[str, Path, Path, Path | None]]:
+def _discover_2022(r: Path, strict: bool) -> list[tuple[str, Path, Path, Path | None]]:
     image_dir, label_dir = _split_dirs(r)
     files = _images_in(image_dir)
     labels = _images_in(label_dir)
@@ -345,12 +355,13 @@ def _discover_2022(r: Path) -> list[tuple[str, Path, Path, Path | None]]:
             files.get(f"{pid}__PT"),
             image_dir / f"{pid}__CT",
             image_dir / f"{pid}__PT",
+            strict,
         )
         found.append((pid, ct, pet, labels.get(pid)))
     return found
 
 
-def _discover_nnunet(r: Path) -> list[tuple[str, Path, Path, Path | None]]:
+def _discover_nnunet(r: Path, strict: bool) -> list[tuple[str, Path, Path, Path | None]]:
     ct_channel, pet_channel, ending = _nnunet_channels(r)
     image_dir, label_dir = _split_dirs(r)
     pattern = re.compile(rf"^(.+)_(\d{{4}}){re.escape(ending)}$")
@@ -369,6 +380,7 @@ def _discover_nnunet(r: Path) -> list[tuple[str, Path, Path, Path | None]]:
             channels.get(pet_channel),
             image_dir / f"{case_id}_{ct_channel:04d}",
             image_dir / f"{case_id}_{pet_channel:04d}",
+            strict,
         )
         label = label_dir / f"{case_id}{ending}"
         found.append((case_id, ct, pet, label if label.is_file() else None))
@@ -412,6 +424,7 @@ def discover_cases(
     layout: Layout | str | None = None,
     bbox_table: PathLike | None = None,
     require_labels: bool = False,
+    strict: bool = True,
 ) -> list[Case]:
     """Find every case of a dataset folder.
 
@@ -430,6 +443,10 @@ def discover_cases(
         one is found (see :func:`find_bbox_tables`).
     require_labels
         Raise if a case has no label map.
+    strict
+        Raise if a case misses its CT or PET image. With ``False`` the case is
+        kept with the path where the image was expected (and a warning is
+        logged), so batch tools report that patient and finish the others.
 
     Returns
     -------
@@ -441,7 +458,7 @@ def discover_cases(
     LayoutError
         The folder does not exist, matches no layout, or holds no case of the forced layout.
     DataError
-        A case misses its CT or PET image (or its label with ``require_labels``),
+        A case misses its CT or PET image (with ``strict``; or its label with ``require_labels``),
         a box table is invalid, or a used box table has no row for a case.
     """
     r = _check_root(root)
@@ -452,7 +469,7 @@ def discover_cases(
         Layout.HECKTOR2022: _discover_2022,
         Layout.NNUNET: _discover_nnunet,
     }[lay]
-    found = discover(r)
+    found = discover(r, strict)
     if not found:
         hint = _LAYOUT_HELP
         if layout is not None:

@@ -242,7 +242,7 @@ def _resolve_cases(
     if isinstance(input_dir_or_cases, (str, os.PathLike)):
         from hecktorseg.io import discover_cases
 
-        return discover_cases(input_dir_or_cases, layout=layout, bbox_table=bbox_table)
+        return discover_cases(input_dir_or_cases, layout=layout, bbox_table=bbox_table, strict=False)
     cases = list(input_dir_or_cases)
     if bbox_table is not None:
         from hecktorseg.io import read_bbox_table
