@@ -78,8 +78,16 @@ def _worker(rank: int, world: int, port: int, out: str, data_dir: str) -> None:
 
 
 def test_ddp_averages_gradients_across_two_cpu_processes(tmp_path: Path, preprocessed_dir: Path) -> None:
-    port = _free_port()
-    mp.spawn(_worker, args=(2, port, str(tmp_path), str(preprocessed_dir)), nprocs=2, join=True)
+    for attempt in range(3):
+        # the free port is only reserved once the store binds it: another process may take it first
+        try:
+            mp.spawn(
+                _worker, args=(2, _free_port(), str(tmp_path), str(preprocessed_dir)), nprocs=2, join=True
+            )
+            break
+        except mp.ProcessRaisedException as exc:
+            if attempt == 2 or "address already in use" not in str(exc).lower():
+                raise
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     reference = _tiny_model()

@@ -370,7 +370,11 @@ class Trainer:
         )
         self.train_sampler = EpochTaggedSampler(sampler)
         pin = self.device.type == "cuda"
-        workers = config.num_workers
+        # More loader processes than cores only adds contention (and a torch warning); the
+        # augmentation is seeded per (seed, epoch, sample), so the count never changes results.
+        workers = min(config.num_workers, os.cpu_count() or 1)
+        if workers < config.num_workers:
+            logger.info("num_workers %d capped to the %d CPU cores", config.num_workers, workers)
         self.train_loader: DataLoader[Any] = DataLoader(
             train_dataset,
             batch_size=config.batch_size,
