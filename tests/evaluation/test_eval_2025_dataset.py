@@ -97,6 +97,7 @@ def test_evaluate_patient_folders_by_hand(
         ("CHUP-002", "CHUP-002.nii.gz"),
         ("MDA-003", "MDA-003.nii.gz"),
     ]
+    assert find_ground_truth(root, layout=edition) == truths
     result = evaluate(poor, root, edition=edition, out_dir=tmp_path / "ev")
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["edition"] == edition

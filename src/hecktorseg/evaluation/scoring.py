@@ -24,6 +24,11 @@
 Besides the official numbers every case also gets HD95, ASSD, surface Dice
 and volumes computed with the correct spacing (see
 :mod:`hecktorseg.evaluation.metrics` for their conventions).
+
+The 2025/2026 rules are in :mod:`hecktorseg.evaluation.scoring_2025`; which
+scorer, summary and missing-case rule an edition uses is its
+:class:`~hecktorseg.evaluation.EditionRules` record in
+:mod:`hecktorseg.evaluation.rules`.
 """
 
 from __future__ import annotations
