@@ -300,3 +300,29 @@ def test_rules_records() -> None:
         get_rules("2019")
     with pytest.raises(AttributeError):
         r25.edition = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("edition", ["2020", "2021", "2022", "2025", "2026"])
+def test_every_record_matches_its_scorer_and_summary(
+    edition: str, make_image: Callable[..., sitk.Image]
+) -> None:
+    from hecktorseg.evaluation import ScoringOptions, missing_score
+
+    rules = get_rules(edition)
+    gt = np.zeros((4, 8, 8), dtype=np.uint8)
+    gt[1:3, 2:5, 2:5] = 1
+    if 2 in rules.labels:
+        gt[3, 6:8, 6:8] = 2
+    image = make_image(gt)
+    scored = rules.score(image, image, None, "P", ScoringOptions())
+    missing = rules.score(None, image, None, "Q", ScoringOptions())
+    assert scored.status == "ok" and missing.status == "missing"
+    assert set(rules.metric_columns) <= set(scored.metrics) and set(rules.metric_columns) <= set(
+        missing.metrics
+    )
+    summary = rules.summarize([scored, missing], edition)
+    assert tuple(summary) == rules.summary_keys
+    assert summary == summarize([scored, missing], edition)
+    # one perfect case and one missing: a mean over cases gives 1/2; 2022's DSCagg 2V / (2V + V) = 2/3
+    assert summary[rules.headline] == pytest.approx(2 / 3 if edition == "2022" else 0.5)
+    assert missing_score("Q", edition).status == "missing"
