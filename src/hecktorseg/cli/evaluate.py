@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--predictions",
             "-p",
+            metavar="DIR",
             help="Another run's prediction folder to score and rank with PRED_DIR (repeatable; 2025/2026).",
         ),
         bbox: Optional[Path] = typer.Option(  # noqa: UP045

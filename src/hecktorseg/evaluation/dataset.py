@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -456,6 +457,8 @@ def _invalid(
 
 
 def _run_names(pred_dirs: Sequence[PathLike] | Mapping[str, PathLike]) -> dict[str, Path]:
+    if isinstance(pred_dirs, (str, os.PathLike)):
+        pred_dirs = [pred_dirs]
     if isinstance(pred_dirs, Mapping):
         named = {str(k): Path(v) for k, v in pred_dirs.items()}
     else:
