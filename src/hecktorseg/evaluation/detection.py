@@ -148,13 +148,16 @@ class LesionMatch:
 
 
 def _crop_to_union(a: npt.NDArray[np.bool_], b: npt.NDArray[np.bool_]) -> tuple[slice, ...] | None:
+    """The bounding box of ``a | b`` (no lesion leaves it), or ``None`` when both are empty."""
     union = a | b
-    if not union.any():
-        return None
-    slices = ndimage.find_objects(union.astype(np.uint8))[0]
-    assert slices is not None
-    # one voxel of margin is not needed: components never leave the union's bounding box
-    return tuple(slices)
+    window = []
+    for axis in range(union.ndim):
+        others = tuple(i for i in range(union.ndim) if i != axis)
+        hits = np.flatnonzero(union.any(axis=others))
+        if hits.size == 0:
+            return None
+        window.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(window)
 
 
 def match_lesions(

@@ -126,6 +126,11 @@ def _check_on_grid(prediction: sitk.Image, ground_truth: sitk.Image, patient_id:
         )
 
 
+def _label_array(image: sitk.Image) -> npt.NDArray[np.uint8]:
+    # values are checked to lie in {0, 1, 2}: a view, cast (copied) only when not uint8 already
+    return np.asarray(sitk.GetArrayViewFromImage(image), dtype=np.uint8)
+
+
 def score_2025(
     prediction: sitk.Image | None,
     ground_truth: sitk.Image,
@@ -164,21 +169,22 @@ def score_2025(
         Values outside {0, 1, 2}.
     """
     _check_values(ground_truth, _LABELS, "ground truth", patient_id)
-    gt: npt.NDArray[np.uint8] = sitk.GetArrayFromImage(ground_truth).astype(np.uint8)
+    gt = _label_array(ground_truth)
     if prediction is None:
         pred = np.zeros_like(gt)
         status: Status = "missing"
     else:
         _check_values(prediction, _LABELS, "prediction", patient_id)
         _check_on_grid(prediction, ground_truth, patient_id)
-        pred = sitk.GetArrayFromImage(prediction).astype(np.uint8)
+        pred = _label_array(prediction)
         status = "ok" if pred.any() else "empty"
     voxel_mm3 = float(np.prod(metrics.spacing_zyx(ground_truth.GetSpacing())))
     values: dict[str, float] = {}
     dices: list[float] = []
     for lab, name in LABEL_NAMES_2025.items():
         p, g = pred == lab, gt == lab
-        n_p, n_g, n_tp = int(p.sum()), int(g.sum()), int(np.logical_and(p, g).sum())
+        n_p, n_g = int(np.count_nonzero(p)), int(np.count_nonzero(g))
+        n_tp = int(np.count_nonzero(p & g))
         values[f"tp_mm3_{name}"] = n_tp * voxel_mm3
         values[f"volume_gt_mm3_{name}"] = n_g * voxel_mm3
         values[f"volume_pred_mm3_{name}"] = n_p * voxel_mm3
