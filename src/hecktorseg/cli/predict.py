@@ -51,6 +51,13 @@ def register(app: typer.Typer) -> None:
         num_parts: int = typer.Option(1, "--num-parts", help="Split the cases into this many shares."),
         part_id: int = typer.Option(0, "--part-id", help="Which share to predict (0-based)."),
         force: bool = typer.Option(False, "--force", help="Overwrite existing predictions."),
+        preprocessing: str = typer.Option(
+            "auto",
+            "--preprocessing",
+            help="auto: the authors' preprocessing for original-format checkpoints (rounded crop, 0 HU "
+            "fill, PET statistics over the box), else the checkpoint's; original: the authors'; "
+            "hecktorseg: ours (world-coordinate grid, -1024 HU fill, PET statistics over its field of view).",
+        ),
     ) -> None:
         """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid."""
         from hecktorseg.errors import ConfigError
@@ -58,6 +65,10 @@ def register(app: typer.Typer) -> None:
 
         if precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"unknown precision {precision!r}", hint="use auto, fp32 or bf16")
+        if preprocessing not in ("auto", "original", "hecktorseg"):
+            raise ConfigError(
+                f"unknown --preprocessing {preprocessing!r}", hint="use auto, original or hecktorseg"
+            )
         predictor = Predictor.from_checkpoints(
             model,
             device=device,
@@ -66,8 +77,15 @@ def register(app: typer.Typer) -> None:
             threshold=threshold,
             largest_component=largest_component,
             num_threads=threads,
+            preprocessing=preprocessing,  # type: ignore[arg-type]
         )
         err_console.print(f"{predictor!r}", highlight=False)
+        described = {
+            "original": "original (the authors': rounded crop, 0 HU outside the CT, PET statistics over the box)",
+            "hecktorseg": "hecktorseg (world-coordinate grid, -1024 HU outside the CT, PET statistics over "
+            "its field of view)",
+        }.get(predictor.preprocessing_name, "custom (from the checkpoint)")
+        err_console.print(f"preprocessing: {described}", highlight=False, soft_wrap=True)
         with progress_bar("predicting") as update:
             report = predict_dataset(
                 input_dir,
