@@ -74,3 +74,24 @@ def test_cli_says_which_preprocessing_was_used(
     assert "preprocessing: original" in result.output
     result = runner.invoke(app, [*base[:2], str(tmp_path / "c"), *base[2:], "--preprocessing", "nope"])
     assert result.exit_code == 1 and "--preprocessing" in result.output
+
+
+def test_cli_model_glob_pattern_is_an_ensemble(
+    dataset_2021: tuple[Path, Path, list[Case]], toys: SimpleNamespace, tmp_path: Path
+) -> None:
+    for k in range(2):
+        torch.manual_seed(k)
+        save_checkpoint(
+            tmp_path / "runs" / f"fold_{k}" / "best.pt",
+            build_model("senorm_unet", n_filters=4),
+            metadata={"preprocess": to_dict(toys.SMALL_CONFIG)},
+        )
+    root, table, _ = dataset_2021
+    runner = CliRunner()
+    args = ["predict", str(root), str(tmp_path / "pred"), "--bbox", str(table), "--precision", "fp32"]
+    args += ["--num-parts", "3", "--part-id", "0"]
+    result = runner.invoke(app, [*args, "--model", str(tmp_path / "runs" / "fold_*" / "best.pt")])
+    assert result.exit_code == 0, result.output
+    assert "2 models (ensemble)" in result.output
+    result = runner.invoke(app, [*args, "--model", str(tmp_path / "nothing_*" / "best.pt")])
+    assert result.exit_code == 1 and "no file matches" in result.output

@@ -19,7 +19,11 @@ def register(app: typer.Typer) -> None:
         input_dir: Path = typer.Argument(..., help="Raw dataset (any layout hecktorseg reads)."),
         output_dir: Path = typer.Argument(..., help="Where OUTPUT_DIR/<PID>.nii.gz masks go."),
         model: list[Path] = typer.Option(
-            ..., "--model", "-m", help="Checkpoint (ours or the original); repeat for an ensemble."
+            ...,
+            "--model",
+            "-m",
+            help="Checkpoint (ours or the original); repeat for an ensemble, or give a quoted glob "
+            "pattern, e.g. 'runs/fold_*/best.pt' (the paper's 8-model ensemble).",
         ),
         bbox: Optional[Path] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
             None,
@@ -70,7 +74,7 @@ def register(app: typer.Typer) -> None:
                 f"unknown --preprocessing {preprocessing!r}", hint="use auto, original or hecktorseg"
             )
         predictor = Predictor.from_checkpoints(
-            model,
+            _expand_models(model),
             device=device,
             tta=tta,
             precision=precision,  # type: ignore[arg-type]
@@ -111,3 +115,24 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[red]failed[/] {pid}: {reason}", highlight=False, soft_wrap=True)
         if report.failed:
             raise typer.Exit(code=1)
+
+
+def _expand_models(paths: list[Path]) -> list[Path]:
+    """Expand ``--model`` values that are glob patterns (and not existing files), sorted."""
+    import glob
+
+    from hecktorseg.errors import ConfigError
+
+    out: list[Path] = []
+    for path in paths:
+        text = str(path)
+        if path.exists() or not glob.has_magic(text):
+            out.append(path)
+            continue
+        matches = sorted(glob.glob(text))  # noqa: PTH207 - a pattern with folders, relative or absolute
+        if not matches:
+            raise ConfigError(
+                f"--model {text}: no file matches this pattern", hint="check the pattern or give the files"
+            )
+        out.extend(Path(m) for m in matches)
+    return out
