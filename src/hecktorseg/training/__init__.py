@@ -1,4 +1,4 @@
-"""Training: the paper's recipe as a typed, config-driven, resumable and distributed loop.
+"""Training: the SE-norm U-Net recipe as a typed, config-driven, resumable and distributed loop.
 
 - :class:`TrainConfig`: every knob, with hecktorseg's defaults; :meth:`TrainConfig.paper`
   is the paper's recipe exactly;
