@@ -163,6 +163,8 @@ def _check_metadata(session: nox.Session, wheel: Path) -> None:
         problems.append("README (with `hecktorseg demo`) is not the long description")
     if not any(f.endswith("hecktorseg/py.typed") for f in files):
         problems.append("py.typed is not in the wheel")
+    if not any(f.endswith("hecktorseg/training/_data/paper_splits.json") for f in files):
+        problems.append("the paper's fold lists (training/_data/paper_splits.json) are not in the wheel")
     if problems:
         session.error("wheel metadata: " + "; ".join(problems))
     session.log(

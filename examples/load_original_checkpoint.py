@@ -8,10 +8,12 @@ leave-one-centre-out and of a random 4-fold split). Each file is a plain
 PyTorch ``state_dict`` saved from a ``torch.nn.DataParallel`` wrapper, so every
 key starts with ``module.`` (``module.block_1_1_left.conv1.conv.weight``, ...).
 There is no metadata in those files: hecktorseg reads the architecture off the
-tensor shapes (:func:`hecktorseg.models.load_original_checkpoint`) and assumes
-the paper's preprocessing, i.e. the head-and-neck box resampled to 144³ voxels
-of 1 mm (the :class:`hecktorseg.preprocessing.PreprocessConfig` defaults).
-Images preprocessed differently will give poor masks with these weights.
+tensor shapes (:func:`hecktorseg.models.load_original_checkpoint`), turns the
+kernels from the original's (x, y, z) axis order (it read NIfTI with nibabel) to
+hecktorseg's (z, y, x), and predicts with the preprocessing the authors trained
+with: the head-and-neck box cropped with rounded corners and resampled to 144³
+voxels of 1 mm, 0 HU outside the CT, PET statistics over the whole box
+(:meth:`hecktorseg.preprocessing.PreprocessConfig.paper`).
 
 No weights can be downloaded here, so this script *simulates* such a file: it
 builds a randomly initialised :class:`hecktorseg.models.SENormUNet` and saves
@@ -20,7 +22,8 @@ did. With the real files, skip that step and pass their paths instead. The
 script then
 
 1. loads the file with :func:`~hecktorseg.models.load_original_checkpoint` and
-   checks that every tensor came back unchanged;
+   checks that every tensor came back, 3-D kernels with their first and last
+   spatial axes swapped;
 2. builds a :class:`hecktorseg.inference.Predictor` with
    :meth:`~hecktorseg.inference.Predictor.from_checkpoints` (give all eight
    paths for the paper's ensemble);
@@ -94,13 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     reference_model = simulate_original_checkpoint(ckpt, n_filters=n_filters, seed=args.seed)
     logger.info("simulated an original checkpoint with %d filters: %s", n_filters, ckpt)
 
-    # 1. the architecture is read off the tensor shapes; the "module." prefix is stripped.
+    # 1. the architecture is read off the tensor shapes; the "module." prefix is stripped;
+    #    kernels (x, y, z) of the original become (z, y, x), the order of hecktorseg's arrays.
     model = load_original_checkpoint(ckpt)
-    expected = reference_model.state_dict()
+    expected = {k: v.transpose(2, 4) if v.dim() == 5 else v for k, v in reference_model.state_dict().items()}
     loaded = model.state_dict()
     identical = sum(torch.equal(loaded[k], v) for k, v in expected.items())
     if identical != len(expected):
-        logger.error("only %d of %d tensors were restored unchanged", identical, len(expected))
+        logger.error("only %d of %d tensors were restored", identical, len(expected))
         return 1
 
     # 2. one synthetic patient, written to disk as a user's files would be.
@@ -120,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         bbox=phantom.bbox,
     )
 
-    # 3. the Predictor assumes the paper's grid (144³ at 1 mm) for original files; pass
-    #    every published checkpoint in the list to average the ensemble.
+    # 3. the Predictor uses the authors' preprocessing (144³ at 1 mm, rounded crop, 0 HU fill,
+    #    PET statistics over the box) for original files; pass every published checkpoint in
+    #    the list to average the ensemble.
     predictor = Predictor.from_checkpoints([ckpt], device="cpu")
     prediction = predictor.predict_case(case)
     mask_path = out / "predictions" / f"{phantom.patient_id}.nii.gz"
@@ -132,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checkpoint: {ckpt}")
     print(f"model: SE-norm U-Net, n_filters {model.hparams['n_filters']}, tensors restored {identical}")
     print(
-        f"preprocessing assumed: size {predictor.preprocess.size}, spacing {predictor.preprocess.spacing} mm"
+        f"preprocessing assumed: size {predictor.preprocess.size}, spacing {predictor.preprocess.spacing} mm, "
+        f"{predictor.preprocessing_name} (legacy crop {predictor.preprocess.legacy}, "
+        f"CT fill {predictor.preprocess.ct_fill:g} HU, PET statistics {predictor.preprocess.pet_stats})"
     )
     lower = ", ".join(f"{v:.1f}" for v in prediction.bbox.lower)
     upper = ", ".join(f"{v:.1f}" for v in prediction.bbox.upper)

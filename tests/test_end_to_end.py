@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+import yaml
 from typer.testing import CliRunner, Result
 
 from hecktorseg.cli import app
@@ -138,3 +139,20 @@ def test_cli_demo_smallest_settings(tmp_path: Path) -> None:
     summary = json.loads((out / "scores" / "summary.json").read_text())
     assert summary["n_cases"] == 1
     assert math.isclose(summary["mean_dice"], float(match.group(1)), abs_tol=5e-4)
+    # the report states how the demo departs from the paper, and agrees with the recorded run
+    assert "How this demo departs from the paper" in text and "not comparable with the paper's 0.759" in text
+    trained = yaml.safe_load((out / "model" / "fold_0" / "config.yaml").read_text())
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[3].strip()
+        for line in text.splitlines()
+        if line.startswith("| ") and line.count("|") == 4
+    }
+    assert rows["learning rate"] == f"{trained['lr']:g}" != "0.001"
+    assert rows["filters (first level)"] == str(trained["n_filters"]) == "4"
+    assert (
+        rows["schedule"] == f"one cosine cycle of {trained['t_0']} epochs"
+        and trained["t_0"] == trained["epochs"]
+    )
+    assert rows["rotation"] == "none" and trained["rotation_p"] == 0.0
+    assert rows["grid"] == "16³ voxels of 9 mm"
+    assert trained["mirror_axes"] == [1, 3] and "1–3 axes" in rows["mirroring"]

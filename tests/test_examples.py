@@ -130,6 +130,9 @@ def test_load_original_checkpoint_example(tmp_path: Path) -> None:
     assert field(stdout, "model").startswith("SE-norm U-Net, n_filters 4")
     assert f"tensors restored {len(state)}" in field(stdout, "model")
     assert field(stdout, "preprocessing assumed").startswith("size (144, 144, 144), spacing (1.0, 1.0, 1.0)")
+    assert "original (legacy crop True, CT fill 0 HU, PET statistics all)" in field(
+        stdout, "preprocessing assumed"
+    )
 
     # the mask went back onto the CT grid
     mask = Path(field(stdout, "mask"))

@@ -381,3 +381,17 @@ def test_ci_script_runs_the_readme_test_command() -> None:
     assert command, "the README's test command is empty"
     ci_lines = [line.strip() for line in ci.read_text(encoding="utf-8").splitlines()]
     assert command in ci_lines, f".ci/run must run the README's test command {command!r} as is"
+
+
+def test_paper_fold_lists_ship_as_package_data() -> None:
+    import importlib.resources
+    import json
+
+    resource = importlib.resources.files("hecktorseg.training").joinpath("_data/paper_splits.json")
+    data = json.loads(resource.read_text(encoding="utf-8"))
+    assert sorted(data) == sorted(
+        [f"train_val_split_{k}" for k in range(4)] + [f"train_val_new_split_{k}" for k in range(4)]
+    )
+    # hatch's wheel target packages the whole src/hecktorseg folder, data files included
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'packages = ["src/hecktorseg"]' in pyproject

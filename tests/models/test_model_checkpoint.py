@@ -27,9 +27,9 @@ def original_layout(n_filters: int = 4, reduction: int = 2, n_classes: int = 1) 
 
 
 @pytest.mark.parametrize("prefix", ["", "module."])
-def test_original_checkpoint_loads_and_computes_the_original_function(
-    tmp_path: Path, prefix: str, random_state_dict, reference_forward
-) -> None:
+def test_original_checkpoint_loads(tmp_path: Path, prefix: str, random_state_dict) -> None:
+    """Loading and inference of hyper-parameters; the function computed (axis order) is tested
+    against the original convention in test_original_axis_order.py."""
     state = random_state_dict(original_layout(), seed=7)
     path = tmp_path / "original.pth"
     torch.save({prefix + k: v for k, v in state.items()}, path)
@@ -38,14 +38,6 @@ def test_original_checkpoint_loads_and_computes_the_original_function(
     assert isinstance(model, SENormUNet)
     assert model.hparams == {"in_channels": 2, "n_classes": 1, "n_filters": 4, "reduction": 2}
     assert not model.training
-
-    torch.manual_seed(0)
-    x = torch.randn(1, 2, 16, 16, 32, dtype=torch.float64)
-    with torch.no_grad():
-        ours = model.double()(x)
-        expected = reference_forward({k: v.double() for k, v in state.items()}, x)
-    torch.testing.assert_close(ours, expected, rtol=1e-9, atol=1e-9)
-    assert float(expected.std()) > 1e-3  # not a degenerate output
 
 
 def test_original_hyperparameters_are_inferred(tmp_path: Path, random_state_dict) -> None:

@@ -19,7 +19,11 @@ def register(app: typer.Typer) -> None:
         input_dir: Path = typer.Argument(..., help="Raw dataset (any layout hecktorseg reads)."),
         output_dir: Path = typer.Argument(..., help="Where OUTPUT_DIR/<PID>.nii.gz masks go."),
         model: list[Path] = typer.Option(
-            ..., "--model", "-m", help="Checkpoint (ours or the original); repeat for an ensemble."
+            ...,
+            "--model",
+            "-m",
+            help="Checkpoint (ours or the original); repeat for an ensemble, or give a quoted glob "
+            "pattern, e.g. 'runs/fold_*/best.pt' (the paper's 8-model ensemble).",
         ),
         bbox: Optional[Path] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
             None,
@@ -51,6 +55,13 @@ def register(app: typer.Typer) -> None:
         num_parts: int = typer.Option(1, "--num-parts", help="Split the cases into this many shares."),
         part_id: int = typer.Option(0, "--part-id", help="Which share to predict (0-based)."),
         force: bool = typer.Option(False, "--force", help="Overwrite existing predictions."),
+        preprocessing: str = typer.Option(
+            "auto",
+            "--preprocessing",
+            help="auto: the authors' preprocessing for original-format checkpoints (rounded crop, 0 HU "
+            "fill, PET statistics over the box), else the checkpoint's; original: the authors'; "
+            "hecktorseg: ours (world-coordinate grid, -1024 HU fill, PET statistics over its field of view).",
+        ),
     ) -> None:
         """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid."""
         from hecktorseg.errors import ConfigError
@@ -58,16 +69,27 @@ def register(app: typer.Typer) -> None:
 
         if precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"unknown precision {precision!r}", hint="use auto, fp32 or bf16")
+        if preprocessing not in ("auto", "original", "hecktorseg"):
+            raise ConfigError(
+                f"unknown --preprocessing {preprocessing!r}", hint="use auto, original or hecktorseg"
+            )
         predictor = Predictor.from_checkpoints(
-            model,
+            _expand_models(model),
             device=device,
             tta=tta,
             precision=precision,  # type: ignore[arg-type]
             threshold=threshold,
             largest_component=largest_component,
             num_threads=threads,
+            preprocessing=preprocessing,  # type: ignore[arg-type]
         )
         err_console.print(f"{predictor!r}", highlight=False)
+        described = {
+            "original": "original (the authors': rounded crop, 0 HU outside the CT, PET statistics over the box)",
+            "hecktorseg": "hecktorseg (world-coordinate grid, -1024 HU outside the CT, PET statistics over "
+            "its field of view)",
+        }.get(predictor.preprocessing_name, "custom (from the checkpoint)")
+        err_console.print(f"preprocessing: {described}", highlight=False, soft_wrap=True)
         with progress_bar("predicting") as update:
             report = predict_dataset(
                 input_dir,
@@ -93,3 +115,24 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[red]failed[/] {pid}: {reason}", highlight=False, soft_wrap=True)
         if report.failed:
             raise typer.Exit(code=1)
+
+
+def _expand_models(paths: list[Path]) -> list[Path]:
+    """Expand ``--model`` values that are glob patterns (and not existing files), sorted."""
+    import glob
+
+    from hecktorseg.errors import ConfigError
+
+    out: list[Path] = []
+    for path in paths:
+        text = str(path)
+        if path.exists() or not glob.has_magic(text):
+            out.append(path)
+            continue
+        matches = sorted(glob.glob(text))  # noqa: PTH207 - a pattern with folders, relative or absolute
+        if not matches:
+            raise ConfigError(
+                f"--model {text}: no file matches this pattern", hint="check the pattern or give the files"
+            )
+        out.extend(Path(m) for m in matches)
+    return out

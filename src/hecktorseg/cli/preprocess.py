@@ -14,7 +14,8 @@ HELP = """Resample PET, CT (and label maps) onto one reference grid in the head-
 
 Writes OUTPUT_DIR/<PID>/<PID>_ct.nii.gz, <PID>_pt.nii.gz, <PID>_ct_gtvt.nii.gz and
 OUTPUT_DIR/manifest.json. Cases already up to date are skipped (--force redoes them).
-Settings come from the defaults, then --config YAML, then the flags below.
+Settings come from the defaults (or --preset paper: the authors' crop, 0 HU fill and
+PET statistics over the box), then --config YAML, then the flags below.
 Exit code 1 if any case failed; the others are finished anyway.
 """
 
@@ -36,6 +37,12 @@ def register(app: typer.Typer) -> None:
         config_file: Optional[Path] = typer.Option(  # noqa: UP045
             None, "--config", help="YAML config (top level, or under a 'preprocess:' key)."
         ),
+        preset: Optional[str] = typer.Option(  # noqa: UP045
+            None,
+            "--preset",
+            help="Base settings: 'paper' = the original preprocessing (legacy rounded crop, 0 HU outside "
+            "the CT, PET statistics over the whole box); 'default' = ours. --config and flags override it.",
+        ),
         layout: Optional[str] = typer.Option(  # noqa: UP045
             None, "--layout", help="Force the dataset layout: 2020, 2021, 2022 or nnunet (default: detect)."
         ),
@@ -51,12 +58,16 @@ def register(app: typer.Typer) -> None:
         overrides: dict[str, Any],
     ) -> None:
         from hecktorseg.config import load_yaml, merge
+        from hecktorseg.errors import ConfigError
         from hecktorseg.io import discover_cases
         from hecktorseg.preprocessing import preprocess_dataset, select_part
 
-        config = PreprocessConfig()
+        if preset not in (None, "default", "paper"):
+            raise ConfigError(f"unknown --preset {preset!r}", hint="use paper or default")
+        base = PreprocessConfig.paper() if preset == "paper" else PreprocessConfig()
+        config = base
         if config_file is not None:
-            config = load_yaml(PreprocessConfig, config_file, section="preprocess")
+            config = load_yaml(PreprocessConfig, config_file, section="preprocess", base=base)
         config = merge(config, overrides, where="command line")
         cases = discover_cases(input_dir, layout=layout, bbox_table=bbox, strict=False)
         select_part(cases, num_parts, part_id)  # checks --num-parts/--part-id before the bar starts

@@ -1,7 +1,15 @@
 """``hecktorseg train``: cross-validated training on a preprocessed dataset.
 
-Settings come from the defaults (the paper's recipe), then ``--config YAML`` (top
-level or under a ``train:`` key; see ``examples/train_paper.yaml``), then the flags.
+Settings come from the defaults (hecktorseg's recipe) or ``--preset paper`` (the
+paper's, :meth:`TrainConfig.paper`), then ``--config YAML`` (top level or under a
+``train:`` key; see ``examples/train_paper.yaml``), then the flags. The resolved
+configuration is written to ``OUT/fold_K/config.yaml``.
+
+The paper's eight-model ensemble::
+
+    hecktorseg preprocess RAW DATA --preset paper
+    hecktorseg train DATA runs --preset paper --all-folds
+    hecktorseg predict TEST PRED --model runs/fold_*/best.pt
 
 Several GPUs
 ------------
@@ -29,15 +37,19 @@ from typing import Any, Optional
 
 import typer
 
-from hecktorseg.cli._common import console, handle_errors, progress_bar, with_config_options
+from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar, with_config_options
 from hecktorseg.training.config import TrainConfig
 
 HELP = (
     "Train the SE-norm U-Net on a preprocessed dataset (one cross-validation fold, or all).\n\n"
     "DATA_DIR is the output of 'hecktorseg preprocess' (with manifest.json). Results go to "
     "OUT_DIR/fold_K: best.pt, last.pt, metrics.csv, learning_curves.png, config.yaml, split.json. "
-    "Settings: defaults (the paper's recipe) < --config YAML < flags. Existing results are kept "
+    "Settings: defaults (hecktorseg's recipe) or --preset paper (the paper's: fp32, its augmentation "
+    "and its eight folds by patient id) < --config YAML < flags; the resolved settings go to "
+    "OUT_DIR/fold_K/config.yaml. Existing results are kept "
     "unless --resume (continue from last.pt) or --force (start over).\n\n"
+    "The paper's 8-model ensemble: hecktorseg train DATA runs --preset paper --all-folds, then "
+    "hecktorseg predict TEST PRED --model runs/fold_*/best.pt.\n\n"
     "Several GPUs: torchrun --nproc_per_node N -m hecktorseg train DATA OUT --fold K "
     "(--batch-size is per GPU; add --nnodes and --rdzv-endpoint for several nodes).\n\n"
     "One fold per GPU: CUDA_VISIBLE_DEVICES=K hecktorseg train DATA OUT --fold K & (for each K)."
@@ -57,6 +69,13 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Argument(..., help="Output folder; fold K writes OUT_DIR/fold_K."),
         config_file: Optional[Path] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
             None, "--config", help="YAML config (top level, or under a 'train:' key)."
+        ),
+        preset: Optional[str] = typer.Option(  # noqa: UP045
+            None,
+            "--preset",
+            help="Base settings: 'paper' = the published recipe (fp32, the paper's augmentation, its "
+            "eight folds: --fold 0-3 centre folds s0-s3, 4-7 random folds ns0-ns3); 'default' = ours. "
+            "--config and flags override it.",
         ),
         fold: Optional[int] = typer.Option(  # noqa: UP045
             None, "--fold", min=0, help="Fold to train, 0-based (default: the config's 'fold', 0)."
@@ -87,9 +106,12 @@ def register(app: typer.Typer) -> None:
                 path=data_dir,
                 hint="give the output folder of 'hecktorseg preprocess'",
             )
-        config = TrainConfig()
+        if preset not in (None, "default", "paper"):
+            raise ConfigError(f"unknown --preset {preset!r}", hint="use paper or default")
+        base = TrainConfig.paper() if preset == "paper" else TrainConfig()
+        config = base
         if config_file is not None:
-            config = load_yaml(TrainConfig, config_file, section="train")
+            config = load_yaml(TrainConfig, config_file, section="train", base=base)
         changes = dict(overrides)
         if filters is not None:
             changes["n_filters"] = filters
@@ -99,6 +121,8 @@ def register(app: typer.Typer) -> None:
 
         from hecktorseg.training import fold_splits, train
 
+        if preset == "paper":
+            _warn_if_not_paper_preprocessed(data_dir)
         folds = list(range(len(fold_splits(data_dir, config)))) if all_folds else [config.fold]
         main = int(os.environ.get("RANK", "0") or 0) == 0
         for k in folds:
@@ -113,3 +137,22 @@ def register(app: typer.Typer) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+
+
+def _warn_if_not_paper_preprocessed(data_dir: Path) -> None:
+    """Warn when ``--preset paper`` trains on a dataset not preprocessed with ``--preset paper``."""
+    from hecktorseg.errors import HecktorsegError
+    from hecktorseg.preprocessing import PAPER_PREPROCESS, read_manifest
+
+    try:
+        config = read_manifest(data_dir).config
+    except HecktorsegError:
+        return  # train() reports a missing or bad manifest
+    differ = [name for name, value in PAPER_PREPROCESS.items() if getattr(config, name) != value]
+    if differ:
+        err_console.print(
+            f"[yellow]warning:[/] {data_dir} was not preprocessed as the paper ({', '.join(differ)} differ); "
+            "use 'hecktorseg preprocess --preset paper' for the paper's recipe",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -231,7 +231,7 @@ def merge(config: T, overrides: Mapping[str, Any], *, where: str = "override") -
     return from_dict(type(config), data, where=where)
 
 
-def load_yaml(cls: type[T], path: PathLike, *, section: str | None = None) -> T:
+def load_yaml(cls: type[T], path: PathLike, *, section: str | None = None, base: T | None = None) -> T:
     """Load configuration ``cls`` from a YAML file (``yaml.safe_load``).
 
     Parameters
@@ -242,6 +242,10 @@ def load_yaml(cls: type[T], path: PathLike, *, section: str | None = None) -> T:
         YAML file.
     section
         If given and the file's top level has this key, read the mapping under it.
+    base
+        Values of the fields the file does not set (e.g. a preset such as
+        ``TrainConfig.paper()``); default: the class's defaults. A field the file
+        sets, even to ``null``, overrides ``base``.
     """
     p = Path(path)
     try:
@@ -254,6 +258,8 @@ def load_yaml(cls: type[T], path: PathLike, *, section: str | None = None) -> T:
         data = {}
     if section is not None and isinstance(data, Mapping) and section in data:
         data = data[section]
+    if base is not None and isinstance(data, Mapping):
+        data = {**to_dict(base), **data}
     return from_dict(cls, data, where=str(p))
 
 

@@ -2,8 +2,9 @@
 
 - :class:`PreprocessedDataset` reads a preprocessed dataset (its manifest) and
   builds network input with :func:`hecktorseg.preprocessing.stack_channels`;
-- :mod:`hecktorseg.data.augmentation`: the paper's random rotation and mirroring
-  on tensors (:class:`RandomRotation`, :class:`RandomMirror`, :class:`Compose`);
+- :mod:`hecktorseg.data.augmentation`: random rotation and mirroring on tensors
+  (:class:`RandomRotation`, :class:`SequentialRotation` — the paper's —,
+  :class:`RandomMirror`, :class:`Compose`);
 - :mod:`hecktorseg.data.synthetic`: PET/CT phantoms in the HECKTOR layouts.
 
 The synthetic-data names are imported eagerly; the torch-based ones on first use.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         RandomMirror,
         RandomRotation,
         Sample,
+        SequentialRotation,
         Transform,
         affine_resample,
         rotation_matrix,
@@ -34,6 +36,7 @@ _LAZY = {
     "RandomMirror": "augmentation",
     "RandomRotation": "augmentation",
     "Sample": "augmentation",
+    "SequentialRotation": "augmentation",
     "Transform": "augmentation",
     "affine_resample": "augmentation",
     "rotation_matrix": "augmentation",
@@ -50,6 +53,7 @@ __all__ = [
     "RandomMirror",
     "RandomRotation",
     "Sample",
+    "SequentialRotation",
     "SyntheticConfig",
     "Transform",
     "affine_resample",

@@ -1,8 +1,16 @@
 """Training-time augmentation on tensors (torch ops only), seeded by an explicit generator.
 
-The paper's augmentation is a random rotation (p = 0.5; 1–3 random axes, each by an
-integer angle in [−44°, 44°]; linear interpolation for images, nearest neighbour for
-the mask) followed by random mirroring (p = 0.5, over a random subset of the axes).
+The paper's augmentation (:class:`SequentialRotation` then :class:`RandomMirror` with
+``axes=(0, 3)``) is a random rotation with p = 0.5 — 1–3 distinct random axes, rotated
+one after the other (one interpolation per axis), each by an integer angle drawn from
+0–44° with a random sign; linear interpolation for images, nearest neighbour for the
+mask; outside filled with 0 — followed by random mirroring: with p = 0.5 a random subset
+of 0–3 axes (the number drawn uniformly from 0, 1, 2, 3) is flipped, so a sample is
+flipped at all with probability 0.375.
+
+hecktorseg's default (:class:`RandomRotation` then :class:`RandomMirror`) composes the
+per-axis rotations into one interpolation (angles uniform over −44…44), fills CT with
+air (−1024 HU) and mirrors over 1–3 axes with p = 0.5.
 
 Transforms act on a *sample*: a dict of tensors
 
@@ -35,6 +43,7 @@ __all__ = [
     "RandomMirror",
     "RandomRotation",
     "Sample",
+    "SequentialRotation",
     "Transform",
     "affine_resample",
     "rotation_matrix",
@@ -215,27 +224,114 @@ class RandomRotation:
         return f"RandomRotation(p={self.p}, max_angle={self.max_angle}, axes={self.axes})"
 
 
-class RandomMirror:
-    """Random mirroring over a random subset (1–3) of the spatial axes.
+class SequentialRotation:
+    """The paper's rotation: 1–3 distinct random axes, one after the other, one interpolation each.
+
+    With probability ``p`` a sample is rotated: a number of axes is drawn uniformly
+    from ``axes``, then that many distinct axes in random order; each is rotated in
+    turn (about the volume centre, same size) by an integer angle whose magnitude is
+    drawn uniformly from ``0..max_angle`` degrees and whose sign is random. Images are
+    interpolated linearly and filled with ``image_fill`` outside; ``"label"`` and
+    ``"mask"`` by nearest neighbour, filled with 0.
 
     Parameters
     ----------
     p
-        Probability of mirroring a sample.
+        Probability of rotating a sample.
+    max_angle
+        Largest angle magnitude (degrees, integer).
+    axes
+        ``(min, max)`` number of axes rotated (uniform).
+    image_fill
+        Per-channel fill value (raw units); the paper's is 0 (0 HU on CT).
     """
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(
+        self,
+        p: float = 0.5,
+        max_angle: float = 44.0,
+        *,
+        axes: tuple[int, int] = (1, 3),
+        image_fill: Sequence[float] = (0.0, 0.0),
+    ) -> None:
+        if not 1 <= axes[0] <= axes[1] <= 3:
+            raise ValueError(f"axes: need 1 <= min <= max <= 3, got {axes}")
         self.p = p
+        self.max_angle = int(max_angle)
+        self.axes = axes
+        self.image_fill = tuple(float(v) for v in image_fill)
+
+    def sample_steps(self, generator: torch.Generator) -> list[tuple[int, int]] | None:
+        """Draw the rotations of one sample: ``None`` (not rotated) or ``[(axis, degrees), ...]`` in order.
+
+        ``axis`` is an array axis of ``(z, y, x)`` (0, 1, 2); the axes are distinct.
+        """
+        if not _uniform(generator) < self.p:
+            return None
+        count = _randint(self.axes[0], self.axes[1], generator)
+        order = torch.randperm(3, generator=generator)[:count]
+        steps: list[tuple[int, int]] = []
+        for axis in order:
+            magnitude = _randint(0, self.max_angle, generator)
+            sign = 1 if _uniform(generator) < 0.5 else -1
+            steps.append((int(axis), sign * magnitude))
+        return steps
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
+        """Rotate ``sample`` about each drawn axis in turn (images linear, label/mask nearest)."""
+        steps = self.sample_steps(generator)
+        if not steps:
+            return sample
+        for axis, angle in steps:
+            if angle == 0:
+                continue  # a rotation by 0 degrees is the identity
+            angles = [0.0, 0.0, 0.0]
+            angles[axis] = float(angle)
+            sample = affine_resample(sample, rotation_matrix(angles), image_fill=self.image_fill)
+        return sample
+
+    def __repr__(self) -> str:
+        return (
+            f"SequentialRotation(p={self.p}, max_angle={self.max_angle}, axes={self.axes}, "
+            f"image_fill={self.image_fill})"
+        )
+
+
+class RandomMirror:
+    """Random mirroring over a random subset of the spatial axes.
+
+    Parameters
+    ----------
+    p
+        Probability of drawing a mirroring for a sample.
+    axes
+        ``(min, max)`` number of axes flipped, drawn uniformly; then that many distinct
+        axes. The default ``(1, 3)`` flips every drawn sample; the paper's ``(0, 3)``
+        flips none a quarter of the time (so a sample is flipped with probability
+        ``p × 3/4``).
+    """
+
+    def __init__(self, p: float = 0.5, *, axes: tuple[int, int] = (1, 3)) -> None:
+        if not 0 <= axes[0] <= axes[1] <= 3:
+            raise ValueError(f"axes: need 0 <= min <= max <= 3, got {axes}")
+        self.p = p
+        self.axes = axes
+
+    def sample_axes(self, generator: torch.Generator) -> list[int]:
+        """Draw the spatial axes (0, 1, 2 of ``(z, y, x)``, sorted) to flip; ``[]``: no flip."""
+        if not _uniform(generator) < self.p:
+            return []
+        return _random_axes(self.axes[0], self.axes[1], generator)
 
     def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
         """Flip every tensor of ``sample`` over the same random spatial axes."""
-        if not _uniform(generator) < self.p:
+        axes = [a + 1 for a in self.sample_axes(generator)]  # skip the channel axis
+        if not axes:
             return sample
-        axes = [a + 1 for a in _random_axes(1, 3, generator)]  # skip the channel axis
         return {key: torch.flip(value, dims=axes) for key, value in sample.items()}
 
     def __repr__(self) -> str:
-        return f"RandomMirror(p={self.p})"
+        return f"RandomMirror(p={self.p}, axes={self.axes})"
 
 
 class Compose:

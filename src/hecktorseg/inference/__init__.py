@@ -20,7 +20,10 @@ from hecktorseg.inference.predictor import (
     MIRROR_AXES,
     CasePrediction,
     Predictor,
+    PreprocessingChoice,
+    apply_preprocessing_choice,
     keep_largest_component,
+    preprocessing_name,
     resolve_device,
 )
 from hecktorseg.inference.sliding_window import gaussian_importance_map, sliding_window_predict, window_starts
@@ -32,9 +35,12 @@ __all__ = [
     "CasePrediction",
     "PredictReport",
     "Predictor",
+    "PreprocessingChoice",
+    "apply_preprocessing_choice",
     "gaussian_importance_map",
     "keep_largest_component",
     "predict_dataset",
+    "preprocessing_name",
     "resolve_device",
     "sliding_window_predict",
     "window_starts",

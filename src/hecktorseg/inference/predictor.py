@@ -28,6 +28,7 @@ from hecktorseg.models import (
     resolve_inference_settings,
 )
 from hecktorseg.preprocessing import (
+    PAPER_PREPROCESS,
     PreprocessConfig,
     PreprocessedCase,
     preprocess_case,
@@ -41,7 +42,10 @@ __all__ = [
     "MIRROR_AXES",
     "CasePrediction",
     "Predictor",
+    "PreprocessingChoice",
+    "apply_preprocessing_choice",
     "keep_largest_component",
+    "preprocessing_name",
     "resolve_device",
 ]
 
@@ -54,6 +58,58 @@ MIRROR_AXES: tuple[tuple[int, ...], ...] = tuple(
 
 # preprocessing fields that change the network input; the others (output compression, …) may differ
 _IGNORED_CONFIG_FIELDS = frozenset({"compress"})
+
+
+PreprocessingChoice = Literal["auto", "original", "hecktorseg"]
+"""Which preprocessing a Predictor uses: ``"auto"`` (original-format checkpoints: the
+authors'; ours: what the checkpoint records), ``"original"`` (the authors' crop, fill and
+PET statistics) or ``"hecktorseg"`` (ours)."""
+
+
+def apply_preprocessing_choice(
+    config: PreprocessConfig, choice: PreprocessingChoice, *, original_checkpoint: bool
+) -> PreprocessConfig:
+    """The preprocessing a checkpoint predicts with under ``choice``.
+
+    Only the fields of :data:`~hecktorseg.preprocessing.PAPER_PREPROCESS` (``legacy``,
+    ``ct_fill``, ``pet_stats``) are switched; the grid (spacing, size) stays the checkpoint's.
+
+    Parameters
+    ----------
+    config
+        The checkpoint's preprocessing (the defaults for an original-format checkpoint).
+    choice
+        ``"auto"``: the authors' for an original-format checkpoint, else ``config``;
+        ``"original"``: the authors'; ``"hecktorseg"``: hecktorseg's defaults.
+    original_checkpoint
+        Whether the checkpoint is in the original implementation's format.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``choice``.
+    """
+    if choice not in ("auto", "original", "hecktorseg"):
+        raise ConfigError(
+            f"unknown preprocessing {choice!r}", hint="use auto, original (the authors') or hecktorseg"
+        )
+    if choice == "original" or (choice == "auto" and original_checkpoint):
+        return attrs.evolve(config, **PAPER_PREPROCESS)
+    if choice == "hecktorseg":
+        defaults = PreprocessConfig()
+        return attrs.evolve(config, **{name: getattr(defaults, name) for name in PAPER_PREPROCESS})
+    return config
+
+
+def preprocessing_name(config: PreprocessConfig) -> str:
+    """``"original"`` (the authors' crop, fill and PET statistics), ``"hecktorseg"`` or ``"custom"``."""
+    values = {name: getattr(config, name) for name in PAPER_PREPROCESS}
+    if values == PAPER_PREPROCESS:
+        return "original"
+    defaults = PreprocessConfig()
+    if values == {name: getattr(defaults, name) for name in PAPER_PREPROCESS}:
+        return "hecktorseg"
+    return "custom"
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -233,12 +289,17 @@ class Predictor:
         overlap: float = 0.5,
         output_device: str | torch.device | None = "cpu",
         num_threads: int | None = None,
+        preprocessing: PreprocessingChoice = "auto",
     ) -> Predictor:
         """Load one or more checkpoints (ours or the original implementation's) into a Predictor.
 
-        The preprocessing settings come from the checkpoints' ``metadata["preprocess"]``
-        (the paper's defaults, 1 mm and 144³, for original checkpoints); all
-        checkpoints of an ensemble must agree on them unless ``preprocess`` is given.
+        The preprocessing settings come from the checkpoints' ``metadata["preprocess"]``;
+        an original-format checkpoint predicts by default with the preprocessing the
+        authors trained with (:meth:`PreprocessConfig.paper
+        <hecktorseg.preprocessing.PreprocessConfig.paper>`: 1 mm, 144³, rounded crop,
+        0 HU outside the CT, PET statistics over the whole box), and ``preprocessing``
+        switches that (see :func:`apply_preprocessing_choice`). All checkpoints of an
+        ensemble must agree on the result unless ``preprocess`` is given.
         The sliding window defaults to the grid the (first) model was trained on,
         so a ``preprocess`` with a larger ``size`` (e.g. a whole 2022 field of
         view) is predicted window by window. Other parameters as in :class:`Predictor`.
@@ -259,7 +320,11 @@ class Predictor:
         for path in items:
             loaded = load_any_checkpoint(path, map_location=dev)
             models.append(loaded.model)
-            configs.append((str(path), _preprocess_from_metadata(loaded.metadata, str(path))))
+            saved = _preprocess_from_metadata(loaded.metadata, str(path))
+            chosen = apply_preprocessing_choice(
+                saved, preprocessing, original_checkpoint=loaded.kind == "original"
+            )
+            configs.append((str(path), chosen))
         if preprocess is None:
             first_path, first = configs[0]
             for other_path, other in configs[1:]:
@@ -275,7 +340,9 @@ class Predictor:
             # the grid the models were trained on; a larger inference grid is then covered by windows
             trained = configs[0][1].size
             window_size = (int(trained[2]), int(trained[1]), int(trained[0]))
-        logger.info("loaded %d model(s) on %s", len(models), dev)
+        logger.info(
+            "loaded %d model(s) on %s; preprocessing: %s", len(models), dev, preprocessing_name(preprocess)
+        )
         return cls(
             models,
             preprocess=preprocess,
@@ -291,6 +358,11 @@ class Predictor:
         )
 
     # -- arrays ----------------------------------------------------------------------------------
+    @property
+    def preprocessing_name(self) -> str:
+        """``"original"`` (the authors' preprocessing), ``"hecktorseg"`` or ``"custom"``."""
+        return preprocessing_name(self.preprocess)
+
     @property
     def n_members(self) -> int:
         """Predictions averaged per voxel: models × mirrorings."""
@@ -516,5 +588,6 @@ class Predictor:
         models = f"{n} models (ensemble)" if n > 1 else "1 model"
         return (
             f"Predictor({models}, tta={self.tta}, device={self.device}, "
-            f"precision={self.settings.precision}, threshold={self.threshold})"
+            f"precision={self.settings.precision}, threshold={self.threshold}, "
+            f"preprocessing={self.preprocessing_name})"
         )

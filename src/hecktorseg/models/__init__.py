@@ -5,11 +5,14 @@ a name registry, checkpoints (ours and the original implementation's), export an
 from hecktorseg.models.baseline_unet import BaselineUNet
 from hecktorseg.models.checkpoint import (
     LoadedCheckpoint,
+    convert_original_checkpoint,
     load_any_checkpoint,
     load_checkpoint,
     load_original_checkpoint,
     read_checkpoint_file,
     save_checkpoint,
+    save_original_checkpoint,
+    swap_kernel_axes,
 )
 from hecktorseg.models.export import EXPORT_SUFFIXES, export_model, verify_export
 from hecktorseg.models.layers import (
@@ -58,6 +61,7 @@ __all__ = [
     "bf16_supported",
     "build_model",
     "check_input_shape",
+    "convert_original_checkpoint",
     "export_model",
     "inference_context",
     "load_any_checkpoint",
@@ -72,6 +76,8 @@ __all__ = [
     "resolve_inference_settings",
     "run_inference",
     "save_checkpoint",
+    "save_original_checkpoint",
+    "swap_kernel_axes",
     "unwrap_model",
     "verify_export",
 ]

@@ -12,7 +12,7 @@
 
 from hecktorseg.preprocessing.box import box_from_label, box_from_pet, find_brain
 from hecktorseg.preprocessing.case import PreprocessedCase, choose_box, preprocess_case, preprocess_images
-from hecktorseg.preprocessing.config import BoxSource, PreprocessConfig
+from hecktorseg.preprocessing.config import PAPER_PREPROCESS, BoxSource, PreprocessConfig
 from hecktorseg.preprocessing.dataset import PreprocessReport, output_paths, preprocess_dataset, select_part
 from hecktorseg.preprocessing.grid import (
     box_overlap_fraction,
@@ -37,6 +37,7 @@ from hecktorseg.preprocessing.normalize import PET_EPS, normalize_ct, normalize_
 
 __all__ = [
     "MANIFEST_NAME",
+    "PAPER_PREPROCESS",
     "PET_EPS",
     "BoxSource",
     "Manifest",

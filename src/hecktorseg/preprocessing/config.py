@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -10,7 +10,12 @@ import numpy as np
 from hecktorseg.errors import ConfigError
 from hecktorseg.typing import Triplet, TripletInt
 
-__all__ = ["BoxSource", "PreprocessConfig"]
+__all__ = ["PAPER_PREPROCESS", "BoxSource", "PreprocessConfig"]
+
+PAPER_PREPROCESS: dict[str, Any] = {"legacy": True, "pet_stats": "all", "ct_fill": 0.0}
+"""The fields in which the authors' preprocessing differs from hecktorseg's default: the
+original crop-then-resample with per-image rounded box corners (``legacy``), CT filled with
+0 HU outside its field of view, PET z-score statistics over the whole box."""
 
 BoxSource = Literal["auto", "table", "pet", "label"]
 """Where the head-and-neck box comes from (see :attr:`PreprocessConfig.box_source`)."""
@@ -28,8 +33,9 @@ class PreprocessConfig:
     The defaults give the grid of the HECKTOR 2020 winning solution (1 mm,
     144³ voxels from the box corner) with the fixes described in the docs
     (world-coordinate grid, −1024 HU padding, PET statistics over the PET field
-    of view). ``legacy=True`` reproduces the original crop-then-resample code
-    for comparison only.
+    of view). :meth:`paper` gives the preprocessing the authors trained with
+    (``legacy=True``: the original crop-then-resample code; 0 HU fill; PET
+    statistics over the whole box).
     """
 
     spacing: Triplet = attrs.field(
@@ -97,7 +103,7 @@ class PreprocessConfig:
         default=False,
         metadata={
             "help": "Reproduce the original crop-then-resample (per-image rounded box corners, CT "
-            "padding 0). For comparison only."
+            "padding 0), as the paper did (set by --preset paper)."
         },
     )
     ct_clip: tuple[float, float] = attrs.field(
@@ -146,6 +152,17 @@ class PreprocessConfig:
             raise ConfigError(
                 f"label_grid_tolerance_voxels: must be >= 0, got {self.label_grid_tolerance_voxels}"
             )
+
+    @classmethod
+    def paper(cls, **changes: Any) -> PreprocessConfig:
+        """The preprocessing of the paper (``hecktorseg preprocess --preset paper``).
+
+        The defaults with :data:`PAPER_PREPROCESS` applied: ``legacy=True`` (crop to the
+        box with its corners rounded per image, then resample; CT and PET filled with
+        0 outside their fields of view), ``ct_fill=0.0`` (0 HU, also the fill of the
+        training rotation), ``pet_stats="all"``. ``changes`` override any field.
+        """
+        return cls(**{**PAPER_PREPROCESS, **changes})
 
     @property
     def extent_mm(self) -> Triplet:

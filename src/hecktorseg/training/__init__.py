@@ -1,11 +1,13 @@
-"""Training: the paper's recipe as a typed, config-driven, resumable and distributed loop.
+"""Training: the SE-norm U-Net recipe as a typed, config-driven, resumable and distributed loop.
 
-- :class:`TrainConfig`: every knob, with the paper's defaults;
+- :class:`TrainConfig`: every knob, with hecktorseg's defaults; :meth:`TrainConfig.paper`
+  is the paper's recipe exactly;
 - :func:`train` / :func:`train_all_folds`: cross-validated training on a
   preprocessed dataset (``OUT/fold_K/{last.pt, best.pt, metrics.csv, ...}``);
 - :class:`Trainer`: the loop, for custom datasets, models or losses;
 - :func:`train_step` / :func:`eval_step`: pure steps other engines can drive;
-- :func:`make_splits`: leave-one-centre-out, random k-fold or file splits;
+- :func:`make_splits`: leave-one-centre-out, random k-fold, file splits, or the
+  paper's own eight folds (:func:`paper_splits`);
 - :func:`init_distributed`: torchrun / DDP support.
 
 Only :class:`TrainConfig` is imported eagerly (so the command line starts fast);
@@ -27,7 +29,16 @@ if TYPE_CHECKING:
         read_metrics_csv,
         write_metrics_csv,
     )
-    from hecktorseg.training.splits import Split, centre_of, load_split_file, make_splits, save_split
+    from hecktorseg.training.splits import (
+        PaperFoldCoverage,
+        Split,
+        centre_of,
+        load_split_file,
+        make_splits,
+        paper_fold_coverage,
+        paper_splits,
+        save_split,
+    )
     from hecktorseg.training.steps import autocast_context, batch_dice, eval_step, train_step
     from hecktorseg.training.trainer import (
         RESULT_FILES,
@@ -55,6 +66,9 @@ _LAZY = {
     "centre_of": "splits",
     "load_split_file": "splits",
     "make_splits": "splits",
+    "PaperFoldCoverage": "splits",
+    "paper_fold_coverage": "splits",
+    "paper_splits": "splits",
     "save_split": "splits",
     "autocast_context": "steps",
     "batch_dice": "steps",
@@ -77,6 +91,7 @@ __all__ = [
     "RESULT_FILES",
     "DistContext",
     "EpochMetrics",
+    "PaperFoldCoverage",
     "Split",
     "TrainConfig",
     "TrainResult",
@@ -92,6 +107,8 @@ __all__ = [
     "init_distributed",
     "load_split_file",
     "make_splits",
+    "paper_fold_coverage",
+    "paper_splits",
     "plot_learning_curves",
     "prepare_fold_dir",
     "read_metrics_csv",

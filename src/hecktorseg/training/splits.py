@@ -1,11 +1,24 @@
-"""Cross-validation splits: leave-one-centre-out, seeded random k-fold, or a user JSON file.
+"""Cross-validation splits: leave-one-centre-out, seeded random k-fold, a user JSON file, or
+the paper's own eight folds.
 
 The split a run used is written beside its results (``split.json``) and can be
 fed back with ``split: file`` / ``split_file: .../split.json``.
+
+The paper's folds (``split: paper``) are shipped with the package
+(``hecktorseg/training/_data/paper_splits.json``, the authors' patient lists): fold
+0–3 are the leave-one-centre-out folds s0–s3 (``train_val_split_K``; validation
+CHGJ, CHUS, CHUM, CHMR) and fold 4–7 the random folds ns0–ns3
+(``train_val_new_split_{K-4}``). On a dataset that does not hold exactly the 201
+HECKTOR 2020 training cases, a fold uses the listed cases that are present; cases
+of the dataset in neither list of the fold are left out (see :func:`paper_fold_coverage`;
+training logs a warning for both, and refuses a fold left without training or
+validation cases).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -19,7 +32,27 @@ from hecktorseg.errors import ConfigError
 from hecktorseg.io import atomic_write_text
 from hecktorseg.typing import PathLike
 
-__all__ = ["Split", "centre_of", "load_split_file", "make_splits", "save_split"]
+__all__ = [
+    "PAPER_FOLD_KEYS",
+    "PAPER_FOLD_NAMES",
+    "PaperFoldCoverage",
+    "Split",
+    "centre_of",
+    "load_split_file",
+    "make_splits",
+    "paper_fold_coverage",
+    "paper_fold_lists",
+    "paper_splits",
+    "save_split",
+]
+
+PAPER_FOLD_NAMES = ("s0", "s1", "s2", "s3", "ns0", "ns1", "ns2", "ns3")
+"""The paper's model names of folds 0–7."""
+
+PAPER_FOLD_KEYS = tuple(f"train_val_split_{k}" for k in range(4)) + tuple(
+    f"train_val_new_split_{k}" for k in range(4)
+)
+"""The keys of folds 0–7 in the authors' split file."""
 
 _CENTRE = re.compile(r"^([A-Za-z]+)")
 
@@ -118,10 +151,115 @@ def load_split_file(path: PathLike, patient_ids: Sequence[str]) -> list[Split]:
     return splits
 
 
+@functools.cache
+def paper_fold_lists() -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    """The authors' ``(train, val)`` patient lists of folds 0–7 (package data, read once).
+
+    Raises
+    ------
+    ConfigError
+        The package data is missing or damaged (reinstall hecktorseg).
+    """
+    resource = importlib.resources.files("hecktorseg.training").joinpath("_data/paper_splits.json")
+    try:
+        data = json.loads(resource.read_text(encoding="utf-8"))
+        folds = tuple(
+            (tuple(str(v) for v in data[key]["train"]), tuple(str(v) for v in data[key]["val"]))
+            for key in PAPER_FOLD_KEYS
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"the paper's fold lists (package data paper_splits.json) cannot be read: {exc}",
+            hint="reinstall hecktorseg",
+        ) from None
+    return folds
+
+
+@attrs.frozen
+class PaperFoldCoverage:
+    """How a dataset covers one of the paper's folds.
+
+    Attributes
+    ----------
+    fold
+        0–7.
+    missing_train, missing_val
+        Listed cases of the fold that the dataset lacks (sorted).
+    unlisted
+        Cases of the dataset in neither list of the fold (left out, sorted).
+    """
+
+    fold: int
+    missing_train: tuple[str, ...]
+    missing_val: tuple[str, ...]
+    unlisted: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        """Whether the fold is the paper's exactly (nothing missing, nothing left out)."""
+        return not (self.missing_train or self.missing_val or self.unlisted)
+
+    def messages(self) -> list[str]:
+        """One warning line per kind of difference from the paper's fold."""
+        name = f"paper fold {self.fold} ({PAPER_FOLD_NAMES[self.fold]})"
+        out = []
+        for what, ids in (
+            ("validation", self.missing_val),
+            ("training", self.missing_train),
+        ):
+            if ids:
+                out.append(
+                    f"{name}: {len(ids)} listed {what} case(s) are not in the dataset and are skipped "
+                    f"(e.g. {', '.join(ids[:3])})"
+                )
+        if self.unlisted:
+            out.append(
+                f"{name}: {len(self.unlisted)} case(s) of the dataset are in neither list and are left out "
+                f"(e.g. {', '.join(self.unlisted[:3])})"
+            )
+        return out
+
+
+def paper_fold_coverage(patient_ids: Sequence[str], fold: int) -> PaperFoldCoverage:
+    """Compare the dataset's cases with the paper's lists of ``fold`` (0–7)."""
+    if not 0 <= fold < len(PAPER_FOLD_KEYS):
+        raise ConfigError(f"train.fold: the paper has folds 0-7, got {fold}")
+    train, val = paper_fold_lists()[fold]
+    ids = set(patient_ids)
+    return PaperFoldCoverage(
+        fold,
+        tuple(sorted(set(train) - ids)),
+        tuple(sorted(set(val) - ids)),
+        tuple(sorted(ids - set(train) - set(val))),
+    )
+
+
+def paper_splits(patient_ids: Sequence[str]) -> list[Split]:
+    """The paper's eight folds restricted to ``patient_ids`` (fold k's lists ∩ the dataset)."""
+    ids = set(patient_ids)
+    splits = []
+    for k, (train, val) in enumerate(paper_fold_lists()):
+        kept_train = tuple(sorted(set(train) & ids))
+        kept_val = tuple(sorted(set(val) & ids))
+        if k < 4:
+            centres = sorted({centre_of(pid) for pid in val})
+            kind = f"validation centre {', '.join(centres)}"
+        else:
+            kind = "random fold"
+        note = f"paper fold {PAPER_FOLD_NAMES[k]} ({PAPER_FOLD_KEYS[k]}), {kind}"
+        if len(kept_train) < len(train) or len(kept_val) < len(val):
+            note += (
+                f"; {len(kept_train)} of {len(train)} listed training and {len(kept_val)} of "
+                f"{len(val)} listed validation cases present"
+            )
+        splits.append(Split(k, kept_train, kept_val, "paper", note))
+    return splits
+
+
 def make_splits(
     patient_ids: Sequence[str],
     *,
-    method: Literal["centre", "random", "file"] = "centre",
+    method: Literal["centre", "random", "file", "paper"] = "centre",
     n_folds: int = 4,
     seed: int = 0,
     split_file: PathLike | None = None,
@@ -136,7 +274,8 @@ def make_splits(
     method
         ``"centre"``: one fold per centre (sorted by centre code), validating on that
         centre; ``"random"``: ``n_folds`` folds of a seeded shuffle (sizes differ by
-        at most one); ``"file"``: the folds of ``split_file``.
+        at most one); ``"file"``: the folds of ``split_file``; ``"paper"``: the
+        paper's eight folds (see :func:`paper_splits`).
     n_folds
         Number of random folds.
     seed
@@ -152,6 +291,8 @@ def make_splits(
         Too few cases or centres for the requested folds, or a bad split file.
     """
     ids = sorted(patient_ids)
+    if method == "paper":
+        return paper_splits(ids)
     if method == "file":
         if split_file is None:
             raise ConfigError("train.split_file: required when split is 'file'")
@@ -194,7 +335,7 @@ def make_splits(
                 )
             )
         return splits
-    raise ConfigError(f"train.split: expected one of 'centre', 'random', 'file', got {method!r}")
+    raise ConfigError(f"train.split: expected one of 'centre', 'random', 'file', 'paper', got {method!r}")
 
 
 def save_split(split: Split, path: PathLike, *, seed: int | None = None) -> None:

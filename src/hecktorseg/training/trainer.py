@@ -43,7 +43,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from hecktorseg.config import from_dict, save_yaml, to_dict
-from hecktorseg.data import Compose, EpochTaggedSampler, PreprocessedDataset, RandomMirror, RandomRotation
+from hecktorseg.data import (
+    Compose,
+    EpochTaggedSampler,
+    PreprocessedDataset,
+    RandomMirror,
+    RandomRotation,
+    SequentialRotation,
+)
 from hecktorseg.data.augmentation import Transform
 from hecktorseg.data.dataset import sample_seed
 from hecktorseg.errors import CheckpointError, ConfigError, DataError
@@ -59,7 +66,7 @@ from hecktorseg.training.distributed import (
     init_distributed,
 )
 from hecktorseg.training.history import EpochMetrics, plot_learning_curves, write_metrics_csv
-from hecktorseg.training.splits import Split, make_splits, save_split
+from hecktorseg.training.splits import Split, make_splits, paper_fold_coverage, save_split
 from hecktorseg.training.steps import eval_step, train_step
 from hecktorseg.typing import PathLike, ProgressCallback
 
@@ -167,29 +174,49 @@ def resolve_amp(config: TrainConfig, device: torch.device) -> tuple[torch.dtype 
 
 
 def build_augmentation(config: TrainConfig, image_fill: Sequence[float] = (-1024.0, 0.0)) -> Transform | None:
-    """The paper's augmentation (rotation, then mirroring) from ``config``; ``None`` if all off.
+    """The augmentation (rotation, then mirroring) of ``config``; ``None`` if all off.
+
+    ``rotation_mode="sequential"`` gives the paper's :class:`~hecktorseg.data.SequentialRotation`
+    (an optional zoom then follows as a separate step), ``"composed"`` hecktorseg's
+    :class:`~hecktorseg.data.RandomRotation`.
 
     Parameters
     ----------
     config
         Rotation / mirror / zoom probabilities and ranges.
     image_fill
-        Raw-unit fill values of [CT, PET] for the area rotated in (air, no uptake).
+        Raw-unit fill values of [CT, PET] for the area rotated in (the dataset's
+        ``ct_fill``, ``pet_fill``), unless ``config.rotation_fill`` is set.
     """
+    fill = tuple(config.rotation_fill) if config.rotation_fill is not None else tuple(image_fill)
     transforms: list[Transform] = []
-    if (config.rotation_p > 0 and config.max_angle > 0) or config.scale_p > 0:
+    rotate = config.rotation_p > 0 and config.max_angle > 0
+    if config.rotation_mode == "sequential":
+        if rotate:
+            transforms.append(
+                SequentialRotation(
+                    config.rotation_p, config.max_angle, axes=config.rotation_axes, image_fill=fill
+                )
+            )
+        if config.scale_p > 0:
+            transforms.append(
+                RandomRotation(
+                    0.0, 0.0, image_fill=fill, scale_p=config.scale_p, scale_range=config.scale_range
+                )
+            )
+    elif rotate or config.scale_p > 0:
         transforms.append(
             RandomRotation(
                 config.rotation_p if config.max_angle > 0 else 0.0,
                 config.max_angle,
                 axes=config.rotation_axes,
-                image_fill=image_fill,
+                image_fill=fill,
                 scale_p=config.scale_p,
                 scale_range=config.scale_range,
             )
         )
     if config.mirror_p > 0:
-        transforms.append(RandomMirror(config.mirror_p))
+        transforms.append(RandomMirror(config.mirror_p, axes=config.mirror_axes))
     return Compose(transforms) if transforms else None
 
 
@@ -672,6 +699,11 @@ def _check_resumed_split(path: Path, split: Split, *, resume: bool) -> None:
         )
 
 
+def _labelled_ids(data_dir: PathLike) -> list[str]:
+    entries = read_manifest(data_dir).entries
+    return sorted(pid for pid, entry in entries.items() if entry.label_path is not None)
+
+
 def fold_splits(data_dir: PathLike, config: TrainConfig) -> list[Split]:
     """All folds of ``config``'s split over the labelled cases of a preprocessed dataset."""
     manifest = read_manifest(data_dir)
@@ -748,6 +780,15 @@ def train(
             f"(0..{len(splits) - 1})"
         )
     split = splits[config.fold]
+    if config.split == "paper":
+        for message in paper_fold_coverage(_labelled_ids(data), config.fold).messages():
+            logger.warning("%s", message)
+    if not split.train or not split.val:
+        raise ConfigError(
+            f"train.fold: fold {config.fold} ({split.description}) has {len(split.train)} training and "
+            f"{len(split.val)} validation case(s) in this dataset; both must be non-empty",
+            hint="preprocess the cases of this fold, or choose another split",
+        )
     fold_dir = Path(out_dir) / f"fold_{config.fold}"
     if not (resume or force):  # checked on every process, so no rank waits for a failed one
         _refuse_overwrite(fold_dir)
