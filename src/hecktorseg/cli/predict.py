@@ -51,8 +51,16 @@ def register(app: typer.Typer) -> None:
         num_parts: int = typer.Option(1, "--num-parts", help="Split the cases into this many shares."),
         part_id: int = typer.Option(0, "--part-id", help="Which share to predict (0-based)."),
         force: bool = typer.Option(False, "--force", help="Overwrite existing predictions."),
+        allow_implausible_intensities: bool = typer.Option(
+            False,
+            "--allow-implausible-intensities",
+            help="Skip the check that the CT holds Hounsfield units (with air) and the PET SUV or "
+            "Bq/ml (no -1000 background), which catches swapped files.",
+        ),
     ) -> None:
         """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid."""
+        from rich.markup import escape
+
         from hecktorseg.errors import ConfigError
         from hecktorseg.inference import Predictor, predict_dataset
 
@@ -66,6 +74,7 @@ def register(app: typer.Typer) -> None:
             threshold=threshold,
             largest_component=largest_component,
             num_threads=threads,
+            check_intensities=not allow_implausible_intensities,
         )
         err_console.print(f"{predictor!r}", highlight=False)
         with progress_bar("predicting") as update:
@@ -90,6 +99,6 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         for pid, reason in report.failed.items():
-            err_console.print(f"[red]failed[/] {pid}: {reason}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]failed[/] {escape(f'{pid}: {reason}')}", highlight=False, soft_wrap=True)
         if report.failed:
             raise typer.Exit(code=1)
