@@ -1,8 +1,10 @@
-"""DistributedDataParallel on 2 CPU processes (gloo): gradients are averaged across ranks."""
+"""DistributedDataParallel on 2 CPU processes (gloo): gradients are averaged across ranks, and a rank
+that reaches train() after rank 0 wrote split.json still trains (rank 0 decides, the others follow)."""
 
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,7 +57,15 @@ def _worker(rank: int, world: int, port: int, out: str, data_dir: str) -> None:
     half = {k: v[rank * 2 : rank * 2 + 2] for k, v in batch.items()}
     train_step(model, half, _loss, optimizer)
     torch.save(model.module.state_dict(), Path(out) / f"rank{rank}.pt")
-    # the whole loop under torchrun-like environment: sharded data, rank-0 writes
+    # the whole loop under torchrun-like environment: sharded data, rank-0 writes.
+    # Rank 1 reaches train() only once rank 0 has written split.json (as a rank that starts late
+    # would): it must not take that file for earlier results. The order of events is fixed by the
+    # file, not by timing; the wait ends after a minute should rank 0 ever wait for rank 1 first.
+    if rank == 1:
+        split = Path(out) / "runs" / "fold_0" / "split.json"
+        deadline = time.monotonic() + 60
+        while not split.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     config = TrainConfig(
         n_filters=4,
         epochs=1,
