@@ -216,7 +216,9 @@ def _from_ours(obj: dict[str, Any], path: Path | None, map_location: str | torch
     try:
         # shapes first, on the meta device: a declared size that does not match the stored
         # tensors (or is absurd) fails before the real model is allocated
-        _check_state(probe_model(spec["name"], **kwargs), state, path)
+        probe = probe_model(spec["name"], **kwargs)
+        if probe is not None:
+            _check_state(probe, state, path)
         model = build_model(spec["name"], **kwargs)
     except ConfigError as exc:
         raise CheckpointError(f"cannot rebuild the model: {exc.message}", path=path, hint=exc.hint) from None

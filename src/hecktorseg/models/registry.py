@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,8 @@ MAX_PARAMETERS = 1_000_000_000
 
 A declared size beyond it (``n_filters: 1000000`` in a config or a checkpoint) is an
 error before anything is allocated."""
+
+logger = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
@@ -85,11 +88,17 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
         raise ConfigError(f"invalid arguments for model {name!r}: {exc}") from exc
 
 
-def probe_model(name: str, **kwargs: Any) -> nn.Module:
+def probe_model(name: str, **kwargs: Any) -> nn.Module | None:
     """Build a registered model on PyTorch's ``meta`` device: shapes only, no memory.
 
     Used to check declared sizes (at most :data:`MAX_PARAMETERS` parameters) and the
     shapes of a checkpoint's tensors before the real model is allocated.
+
+    Returns
+    -------
+    torch.nn.Module or None
+        The model on the meta device, or ``None`` for a (custom) model whose
+        constructor cannot run there (it is then checked once built for real).
 
     Raises
     ------
@@ -104,6 +113,9 @@ def probe_model(name: str, **kwargs: Any) -> nn.Module:
             model = cls(**kwargs)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"invalid arguments for model {name!r}: {exc}") from exc
+    except (RuntimeError, NotImplementedError) as exc:  # e.g. a constructor that reads tensor values
+        logger.debug("model %r cannot be built on the meta device (%s); size not checked", name, exc)
+        return None
     n_params = sum(p.numel() for p in model.parameters())
     if n_params > MAX_PARAMETERS:
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
