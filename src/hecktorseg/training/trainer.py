@@ -276,6 +276,10 @@ def _refuse_overwrite(fold_dir: Path) -> None:
 def prepare_fold_dir(fold_dir: PathLike, *, resume: bool = False, force: bool = False) -> Path:
     """Create ``fold_dir``, refusing to overwrite earlier results unless asked.
 
+    Only a run that finished an epoch leaves results (``last.pt``, ``best.pt``,
+    ``metrics.csv``, ``learning_curves.png``); the ``config.yaml`` and ``split.json``
+    of a run that failed before that are replaced without asking.
+
     Parameters
     ----------
     fold_dir
@@ -284,10 +288,6 @@ def prepare_fold_dir(fold_dir: PathLike, *, resume: bool = False, force: bool = 
         Keep the existing files (training continues from ``last.pt``).
     force
         Delete the existing result files (:data:`RESULT_FILES`) and start over.
-
-    Only a run that finished an epoch leaves results (``last.pt``, ``best.pt``,
-    ``metrics.csv``, ``learning_curves.png``); the ``config.yaml`` and ``split.json``
-    of a run that failed before that are replaced without asking.
 
     Raises
     ------
