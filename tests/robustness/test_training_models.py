@@ -180,6 +180,12 @@ def test_predict_fails_a_patient_with_swapped_ct_and_pet_and_predicts_the_others
         "CHMR002.nii.gz",
         "CHUS004.nii.gz",
     ]
+    allowed = invoke(
+        "predict", str(raw), str(preds), "--model", str(checkpoint), "--device", "cpu",
+        "--allow-implausible-intensities",
+    )  # fmt: skip
+    assert allowed.exit_code == 0, allowed.output
+    assert (preds / "CHUM003.nii.gz").is_file()
 
 
 # -- 3. checkpoints with broken weights or absurd sizes ------------------------------------------------
@@ -258,6 +264,31 @@ def test_train_refuses_an_absurd_model_size_before_writing(pre_2020: Path, tmp_p
     assert not runs.exists()
 
 
+def test_a_model_that_cannot_be_built_on_the_meta_device_still_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hecktorseg.models import build_model, probe_model, register_model, registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # registered for this test only
+
+    @register_model("robustness_reads_values")
+    class ReadsValues(torch.nn.Module):
+        def __init__(self, in_channels: int = 2, n_classes: int = 1) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(in_channels, n_classes, 1)
+            self.scale = float(self.conv.weight.abs().sum().item())  # impossible on "meta"
+
+        @property
+        def hparams(self) -> dict[str, int]:
+            return {"in_channels": self.conv.in_channels, "n_classes": self.conv.out_channels}
+
+    assert probe_model("robustness_reads_values") is None
+    model = build_model("robustness_reads_values")
+    save_checkpoint(tmp_path / "custom.pt", model)
+    loaded = load_any_checkpoint(tmp_path / "custom.pt")
+    assert torch.equal(loaded.model.state_dict()["conv.weight"], model.state_dict()["conv.weight"])
+
+
 # -- 4. a labelled dataset with one label missing ------------------------------------------------------
 def test_a_missing_label_fails_that_patient_unless_allowed_and_train_says_who_is_left_out(
     raw: Path, tmp_path: Path
@@ -280,6 +311,21 @@ def test_a_missing_label_fails_that_patient_unless_allowed_and_train_says_who_is
     flat = " ".join(trained.output.split())
     assert "fold 0 (validation centre CHGJ): 2 training / 1 validation cases" in flat
     assert "1 case(s) of" in flat and "left out: CHUS004 (no label map)" in flat
+
+
+def test_left_out_cases_names_the_reason() -> None:
+    from types import SimpleNamespace
+
+    from hecktorseg.training import Split, left_out_cases
+
+    entries = {
+        "A1": SimpleNamespace(label_path=Path("a")),
+        "B2": SimpleNamespace(label_path=Path("b")),
+        "C3": SimpleNamespace(label_path=None),
+        "D4": SimpleNamespace(label_path=Path("d")),
+    }
+    split = Split(0, ("A1",), ("B2",), "file")
+    assert left_out_cases(entries, split) == {"C3": "no label map", "D4": "not in this fold of the split"}
 
 
 # -- 9. failed runs, split files, grid sizes, messages ------------------------------------------------
