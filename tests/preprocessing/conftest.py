@@ -9,5 +9,5 @@ from hecktorseg.preprocessing import PreprocessConfig
 
 @pytest.fixture
 def small_config() -> PreprocessConfig:
-    """A 2 mm, 24³ reference grid (48 mm box)."""
-    return PreprocessConfig(spacing=(2.0, 2.0, 2.0), size=(24, 24, 24))
+    """A 2 mm, 32³ reference grid (64 mm box; sides must be multiples of 16)."""
+    return PreprocessConfig(spacing=(2.0, 2.0, 2.0), size=(32, 32, 32))

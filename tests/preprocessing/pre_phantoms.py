@@ -17,7 +17,7 @@ PERMUTED_FLIPPED = (0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 
 SPHERE_CENTRE = np.array([12.3, -40.7, 101.9])
 SPHERE_RADIUS = 9.0
-CT_INSIDE, CT_OUTSIDE = 200.0, -300.0
+CT_INSIDE, CT_OUTSIDE = 200.0, -1000.0  # air outside: a plausible CT
 PET_INSIDE, PET_OUTSIDE = 10.0, 1.0
 
 

@@ -27,18 +27,18 @@ def test_cli_preprocess_flags_config_and_rerun(tmp_path: Path) -> None:
     cfg_file.write_text(yaml.safe_dump({"preprocess": {"spacing": [2.0, 2.0, 2.0], "ct_fill": -1000.0}}))
     runner = CliRunner()
     result = runner.invoke(
-        app, ["preprocess", str(tmp_path / "raw"), str(out), "--config", str(cfg_file), "--size", "24"]
+        app, ["preprocess", str(tmp_path / "raw"), str(out), "--config", str(cfg_file), "--size", "32"]
     )
     assert result.exit_code == 0, result.output
     assert "2 done" in result.output
     manifest = read_manifest(out)
-    assert manifest.config.size == (24, 24, 24) and manifest.config.spacing == (2.0, 2.0, 2.0)
+    assert manifest.config.size == (32, 32, 32) and manifest.config.spacing == (2.0, 2.0, 2.0)
     assert manifest.config.ct_fill == -1000.0
     assert sorted(manifest.entries) == ids
-    assert sitk.ReadImage(str(manifest.entries[ids[0]].ct_path)).GetSize() == (24, 24, 24)
+    assert sitk.ReadImage(str(manifest.entries[ids[0]].ct_path)).GetSize() == (32, 32, 32)
     # rerun: up to date; then --force and anisotropic --size
     again = runner.invoke(
-        app, ["preprocess", str(tmp_path / "raw"), str(out), "--config", str(cfg_file), "--size", "24"]
+        app, ["preprocess", str(tmp_path / "raw"), str(out), "--config", str(cfg_file), "--size", "32"]
     )
     assert again.exit_code == 0 and "2 up to date" in again.output
     forced = runner.invoke(
@@ -50,12 +50,12 @@ def test_cli_preprocess_flags_config_and_rerun(tmp_path: Path) -> None:
             "--spacing",
             "2,2,3",
             "--size",
-            "24,24,16",
+            "32,32,16",
             "--force",
         ],
     )
     assert forced.exit_code == 0, forced.output
-    assert sitk.ReadImage(str(read_manifest(out).entries[ids[0]].ct_path)).GetSize() == (24, 24, 16)
+    assert sitk.ReadImage(str(read_manifest(out).entries[ids[0]].ct_path)).GetSize() == (32, 32, 16)
 
 
 def test_cli_parts_workers_and_failures(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_cli_parts_workers_and_failures(tmp_path: Path) -> None:
     (tmp_path / "raw" / ids[1] / f"{ids[1]}_pt.nii.gz").write_bytes(b"not an image")
     out = tmp_path / "out"
     runner = CliRunner()
-    args = ["preprocess", str(tmp_path / "raw"), str(out), "--spacing", "2", "--size", "24"]
+    args = ["preprocess", str(tmp_path / "raw"), str(out), "--spacing", "2", "--size", "32"]
     first = runner.invoke(app, [*args, "--num-parts", "2", "--part-id", "0", "--workers", "2"])
     assert first.exit_code == 0, first.output  # part 0 = ids[0], ids[2]
     assert sorted(read_manifest(out).entries) == [ids[0], ids[2]]
@@ -80,7 +80,7 @@ def test_cli_reports_a_patient_with_a_missing_pet_and_finishes_the_others(tmp_pa
     missing.unlink()
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        app, ["preprocess", str(tmp_path / "raw"), str(out), "--spacing", "2", "--size", "24"]
+        app, ["preprocess", str(tmp_path / "raw"), str(out), "--spacing", "2", "--size", "32"]
     )
     assert result.exit_code == 1
     assert ids[1] in result.output and "not found" in result.output and "Traceback" not in result.output

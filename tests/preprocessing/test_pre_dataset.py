@@ -276,7 +276,7 @@ def dying_write(image, path, *args):
     return real_write(image, path, *args)
 
 sitk.WriteImage = dying_write
-preprocess_dataset(cases, out, PreprocessConfig(spacing=(2.0,) * 3, size=(24,) * 3))
+preprocess_dataset(cases, out, PreprocessConfig(spacing=(2.0,) * 3, size=(32,) * 3))
 """
 
 

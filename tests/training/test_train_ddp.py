@@ -1,9 +1,11 @@
-"""DistributedDataParallel on 2 CPU processes (gloo): gradients are averaged across ranks."""
+"""DistributedDataParallel on 2 CPU processes (gloo): gradients are averaged across ranks, and a rank
+that reaches train() after rank 0 wrote split.json still trains (rank 0 decides, the others follow)."""
 
 from __future__ import annotations
 
 import os
-import socket
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,6 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from hecktorseg.training import train_step
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tiny_model() -> nn.Module:
@@ -46,6 +42,8 @@ def _worker(rank: int, world: int, port: int, out: str, data_dir: str) -> None:
             "LOCAL_RANK": str(rank),
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
+            # like torchrun: the store is already served (by the test process), every rank is a client
+            "TORCHELASTIC_USE_AGENT_STORE": "True",
         }
     )
     torch.set_num_threads(1)
@@ -59,7 +57,15 @@ def _worker(rank: int, world: int, port: int, out: str, data_dir: str) -> None:
     half = {k: v[rank * 2 : rank * 2 + 2] for k, v in batch.items()}
     train_step(model, half, _loss, optimizer)
     torch.save(model.module.state_dict(), Path(out) / f"rank{rank}.pt")
-    # the whole loop under torchrun-like environment: sharded data, rank-0 writes
+    # the whole loop under torchrun-like environment: sharded data, rank-0 writes.
+    # Rank 1 reaches train() only once rank 0 has written split.json (as a rank that starts late
+    # would): it must not take that file for earlier results. The order of events is fixed by the
+    # file, not by timing; the wait ends after a minute should rank 0 ever wait for rank 1 first.
+    if rank == 1:
+        split = Path(out) / "runs" / "fold_0" / "split.json"
+        deadline = time.monotonic() + 60
+        while not split.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     config = TrainConfig(
         n_filters=4,
         epochs=1,
@@ -78,16 +84,13 @@ def _worker(rank: int, world: int, port: int, out: str, data_dir: str) -> None:
 
 
 def test_ddp_averages_gradients_across_two_cpu_processes(tmp_path: Path, preprocessed_dir: Path) -> None:
-    for attempt in range(3):
-        # the free port is only reserved once the store binds it: another process may take it first
-        try:
-            mp.spawn(
-                _worker, args=(2, _free_port(), str(tmp_path), str(preprocessed_dir)), nprocs=2, join=True
-            )
-            break
-        except mp.ProcessRaisedException as exc:
-            if attempt == 2 or "address already in use" not in str(exc).lower():
-                raise
+    # The rendezvous store is bound here, on a port the OS picks, before the ranks start (as the
+    # torchrun agent does): no port is probed and released, so none can be taken in between.
+    store = torch.distributed.TCPStore(
+        "127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=120)
+    )
+    mp.spawn(_worker, args=(2, store.port, str(tmp_path), str(preprocessed_dir)), nprocs=2, join=True)
+    del store
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     reference = _tiny_model()

@@ -58,7 +58,11 @@ def register(app: typer.Typer) -> None:
 
             example = torch.randn(dims, generator=torch.Generator().manual_seed(0))
             with console.status("checking against eager PyTorch ..."):
-                method, diff = verify_export(path, loaded.model, example)
+                try:
+                    method, diff = verify_export(path, loaded.model, example)
+                except BaseException:  # a failed check leaves no output behind
+                    path.unlink(missing_ok=True)
+                    raise
             console.print(
                 f"[green]wrote[/] {path} (matches eager: max |Δ| = {diff:.2g}, checked with {method})"
             )

@@ -62,8 +62,16 @@ def register(app: typer.Typer) -> None:
             "fill, PET statistics over the box), else the checkpoint's; original: the authors'; "
             "hecktorseg: ours (world-coordinate grid, -1024 HU fill, PET statistics over its field of view).",
         ),
+        allow_implausible_intensities: bool = typer.Option(
+            False,
+            "--allow-implausible-intensities",
+            help="Skip the check that the CT holds Hounsfield units (with air) and the PET SUV or "
+            "Bq/ml (no -1000 background), which catches swapped files.",
+        ),
     ) -> None:
         """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid."""
+        from rich.markup import escape
+
         from hecktorseg.errors import ConfigError
         from hecktorseg.inference import Predictor, predict_dataset
 
@@ -82,6 +90,7 @@ def register(app: typer.Typer) -> None:
             largest_component=largest_component,
             num_threads=threads,
             preprocessing=preprocessing,  # type: ignore[arg-type]
+            check_intensities=not allow_implausible_intensities,
         )
         err_console.print(f"{predictor!r}", highlight=False)
         described = {
@@ -112,7 +121,7 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         for pid, reason in report.failed.items():
-            err_console.print(f"[red]failed[/] {pid}: {reason}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]failed[/] {escape(f'{pid}: {reason}')}", highlight=False, soft_wrap=True)
         if report.failed:
             raise typer.Exit(code=1)
 

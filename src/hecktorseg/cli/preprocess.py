@@ -54,13 +54,25 @@ def register(app: typer.Typer) -> None:
             0, "--part-id", min=0, help="Which part to process, 0..num-parts-1 (e.g. $SLURM_ARRAY_TASK_ID)."
         ),
         force: bool = typer.Option(False, "--force", help="Redo cases that are already up to date."),
+        allow_missing_labels: bool = typer.Option(
+            False,
+            "--allow-missing-labels",
+            help="In a dataset where most patients have a label map, preprocess the few without one "
+            "as unlabelled (default: each of them fails).",
+        ),
+        allow_implausible_intensities: bool = typer.Option(
+            False,
+            "--allow-implausible-intensities",
+            help="Skip the check that the CT holds Hounsfield units (with air) and the PET SUV or "
+            "Bq/ml (no -1000 background), which catches swapped files.",
+        ),
         *,
         overrides: dict[str, Any],
     ) -> None:
         from hecktorseg.config import load_yaml, merge
         from hecktorseg.errors import ConfigError
         from hecktorseg.io import discover_cases
-        from hecktorseg.preprocessing import preprocess_dataset, select_part
+        from hecktorseg.preprocessing import check_trainable_size, preprocess_dataset, select_part
 
         if preset not in (None, "default", "paper"):
             raise ConfigError(f"unknown --preset {preset!r}", hint="use paper or default")
@@ -69,6 +81,7 @@ def register(app: typer.Typer) -> None:
         if config_file is not None:
             config = load_yaml(PreprocessConfig, config_file, section="preprocess", base=base)
         config = merge(config, overrides, where="command line")
+        check_trainable_size(config)
         cases = discover_cases(input_dir, layout=layout, bbox_table=bbox, strict=False)
         select_part(cases, num_parts, part_id)  # checks --num-parts/--part-id before the bar starts
         with progress_bar("preprocess") as progress:
@@ -80,6 +93,8 @@ def register(app: typer.Typer) -> None:
                 num_parts=num_parts,
                 part_id=part_id,
                 force=force,
+                check_intensities=not allow_implausible_intensities,
+                allow_missing_labels=allow_missing_labels,
                 progress=progress,
             )
         part = f" (part {part_id} of {num_parts})" if num_parts > 1 else ""

@@ -182,6 +182,17 @@ class CasePrediction:
     box_source: str
 
 
+def _check_finite(prob: Tensor, name: str) -> None:
+    """Refuse NaN or infinite probabilities (broken weights would otherwise give empty masks)."""
+    if not bool(torch.isfinite(prob).all()):
+        bad = int((~torch.isfinite(prob)).sum())
+        raise CheckpointError(
+            f"{name}: the model produced {bad} non-finite probabilit{'y' if bad == 1 else 'ies'} "
+            "(NaN or infinity)",
+            hint="its weights are broken (e.g. a diverged training run); use another checkpoint",
+        )
+
+
 def _config_key(config: PreprocessConfig) -> dict[str, Any]:
     return {k: v for k, v in to_dict(config).items() if k not in _IGNORED_CONFIG_FIELDS}
 
@@ -230,6 +241,12 @@ class Predictor:
         Where sliding-window outputs are accumulated (default: CPU).
     num_threads
         If given, ``torch.set_num_threads(num_threads)``.
+    check_intensities
+        Refuse a case whose CT is not in Hounsfield units or whose PET is not in SUV
+        or Bq/ml (e.g. swapped files); see :func:`hecktorseg.preprocessing.check_intensities`.
+    model_names
+        Names of the models in errors (default ``model 1``, ``model 2``, …;
+        :meth:`from_checkpoints` uses the checkpoint paths).
     """
 
     def __init__(
@@ -246,6 +263,8 @@ class Predictor:
         overlap: float = 0.5,
         output_device: str | torch.device | None = "cpu",
         num_threads: int | None = None,
+        check_intensities: bool = True,
+        model_names: Sequence[str] | None = None,
     ) -> None:
         if not models:
             raise ConfigError("a Predictor needs at least one model")
@@ -272,6 +291,11 @@ class Predictor:
         self.window_size: tuple[int, int, int] = (win[0], win[1], win[2])
         self.overlap = float(overlap)
         self.output_device = torch.device(output_device) if output_device is not None else self.device
+        self.check_intensities = bool(check_intensities)
+        names = list(model_names) if model_names is not None else []
+        self.model_names: list[str] = [
+            names[i] if i < len(names) else f"model {i + 1}" for i in range(len(self.models))
+        ]
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -290,6 +314,7 @@ class Predictor:
         output_device: str | torch.device | None = "cpu",
         num_threads: int | None = None,
         preprocessing: PreprocessingChoice = "auto",
+        check_intensities: bool = True,
     ) -> Predictor:
         """Load one or more checkpoints (ours or the original implementation's) into a Predictor.
 
@@ -355,6 +380,8 @@ class Predictor:
             overlap=overlap,
             output_device=output_device,
             num_threads=num_threads,
+            check_intensities=check_intensities,
+            model_names=[str(p) for p in items],
         )
 
     # -- arrays ----------------------------------------------------------------------------------
@@ -378,7 +405,7 @@ class Predictor:
         mean: Tensor | None = None
         m2: Tensor | None = None
         count = 0
-        for model in self.models:
+        for index, model in enumerate(self.models):
             for dims in mirrors:
                 inp = torch.flip(xin, dims) if dims else xin
                 with self.settings.context():
@@ -386,6 +413,7 @@ class Predictor:
                     prob = probabilities(logits.float())
                 prob = torch.flip(prob, dims) if dims else prob
                 prob = prob.float().contiguous()
+                _check_finite(prob, self.model_names[index])
                 count += 1
                 if mean is None:
                     mean = prob.clone()
@@ -510,7 +538,12 @@ class Predictor:
         The first half of :meth:`predict_case`, free of torch: :func:`predict_dataset`
         runs it in worker threads for the next cases while the models work.
         """
-        return preprocess_case(attrs.evolve(case, label_path=None), self.preprocess, bbox=bbox)
+        return preprocess_case(
+            attrs.evolve(case, label_path=None),
+            self.preprocess,
+            bbox=bbox,
+            check_intensities=self.check_intensities,
+        )
 
     def predict_images(
         self,

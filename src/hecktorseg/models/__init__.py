@@ -33,10 +33,12 @@ from hecktorseg.models.performance import (
     run_inference,
 )
 from hecktorseg.models.registry import (
+    MAX_PARAMETERS,
     available_models,
     build_model,
     model_hparams,
     model_name,
+    probe_model,
     register_model,
     unwrap_model,
 )
@@ -45,6 +47,7 @@ from hecktorseg.models.utils import SIZE_DIVISOR, check_input_shape, probabiliti
 
 __all__ = [
     "EXPORT_SUFFIXES",
+    "MAX_PARAMETERS",
     "SIZE_DIVISOR",
     "BaselineUNet",
     "BasicConv3d",
@@ -71,6 +74,7 @@ __all__ = [
     "model_name",
     "optimize_for_inference",
     "probabilities",
+    "probe_model",
     "read_checkpoint_file",
     "register_model",
     "resolve_inference_settings",

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from hecktorseg._version import __version__
 from hecktorseg.errors import CheckpointError, ConfigError
 from hecktorseg.io import atomic_path
-from hecktorseg.models.registry import build_model, model_hparams, model_name, unwrap_model
+from hecktorseg.models.registry import build_model, model_hparams, model_name, probe_model, unwrap_model
 from hecktorseg.models.senorm_unet import SENormUNet
 from hecktorseg.typing import PathLike
 
@@ -224,6 +224,11 @@ def _from_ours(obj: dict[str, Any], path: Path | None, map_location: str | torch
     if not isinstance(kwargs, dict):
         raise CheckpointError("hecktorseg checkpoint has invalid model kwargs", path=path)
     try:
+        # shapes first, on the meta device: a declared size that does not match the stored
+        # tensors (or is absurd) fails before the real model is allocated
+        probe = probe_model(spec["name"], **kwargs)
+        if probe is not None:
+            _check_state(probe, state, path)
         model = build_model(spec["name"], **kwargs)
     except ConfigError as exc:
         raise CheckpointError(f"cannot rebuild the model: {exc.message}", path=path, hint=exc.hint) from None
@@ -236,6 +241,12 @@ def _from_ours(obj: dict[str, Any], path: Path | None, map_location: str | torch
 
 
 def _load_state(model: nn.Module, state: Mapping[str, Any], path: Path | None) -> None:
+    _check_state(model, state, path)
+    model.load_state_dict(dict(state), strict=True)
+
+
+def _check_state(model: nn.Module, state: Mapping[str, Any], path: Path | None) -> None:
+    """Keys and shapes of ``state`` match ``model`` (which may live on the meta device); values finite."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -258,8 +269,20 @@ def _load_state(model: nn.Module, state: Mapping[str, Any], path: Path | None) -
             raise CheckpointError(
                 f"entry {key!r} has shape {tuple(value.shape)}, the model expects {tuple(ref.shape)}",
                 path=path,
+                hint="the declared model arguments do not match the stored weights; the file is "
+                "damaged or was edited",
             )
-    model.load_state_dict(dict(state), strict=True)
+    broken = [
+        key
+        for key, value in state.items()
+        if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    if broken:
+        raise CheckpointError(
+            f"{len(broken)} weight tensor(s) hold NaN or infinite values, e.g. {', '.join(broken[:3])}",
+            path=path,
+            hint="the checkpoint is broken (e.g. saved from a diverged run); use an earlier or another one",
+        )
 
 
 def _extract_state_dict(obj: Any) -> dict[str, Tensor] | None:

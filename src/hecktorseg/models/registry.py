@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 from hecktorseg.errors import ConfigError
 
-__all__ = ["available_models", "build_model", "model_hparams", "model_name", "register_model", "unwrap_model"]
+__all__ = [
+    "MAX_PARAMETERS",
+    "available_models",
+    "build_model",
+    "model_hparams",
+    "model_name",
+    "probe_model",
+    "register_model",
+    "unwrap_model",
+]
+
+MAX_PARAMETERS = 1_000_000_000
+"""Largest model :func:`build_model` creates (4 GB of float32 weights; the paper's has 21.8 million).
+
+A declared size beyond it (``n_filters: 1000000`` in a config or a checkpoint) is an
+error before anything is allocated."""
+
+logger = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
@@ -58,15 +77,54 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     Raises
     ------
     hecktorseg.errors.ConfigError
-        For an unknown name or invalid arguments.
+        For an unknown name, invalid arguments, or more than :data:`MAX_PARAMETERS`
+        parameters (checked before anything is allocated).
+    """
+    probe_model(name, **kwargs)  # sizes checked on the meta device: nothing allocated yet
+    cls = _REGISTRY[name]
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid arguments for model {name!r}: {exc}") from exc
+
+
+def probe_model(name: str, **kwargs: Any) -> nn.Module | None:
+    """Build a registered model on PyTorch's ``meta`` device: shapes only, no memory.
+
+    Used to check declared sizes (at most :data:`MAX_PARAMETERS` parameters) and the
+    shapes of a checkpoint's tensors before the real model is allocated.
+
+    Returns
+    -------
+    torch.nn.Module or None
+        The model on the meta device, or ``None`` for a (custom) model whose
+        constructor cannot run there (it is then checked once built for real).
+
+    Raises
+    ------
+    hecktorseg.errors.ConfigError
+        For an unknown name, invalid arguments or a model that is too large.
     """
     cls = _REGISTRY.get(name)
     if cls is None:
         raise ConfigError(f"unknown model {name!r}", hint=f"choose one of: {', '.join(available_models())}")
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+        with torch.device("meta"):
+            model = cls(**kwargs)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"invalid arguments for model {name!r}: {exc}") from exc
+    except (RuntimeError, NotImplementedError) as exc:  # e.g. a constructor that reads tensor values
+        logger.debug("model %r cannot be built on the meta device (%s); size not checked", name, exc)
+        return None
+    n_params = sum(p.numel() for p in model.parameters())
+    if n_params > MAX_PARAMETERS:
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ConfigError(
+            f"model {name!r} ({shown}) would have {n_params:,} parameters, more than the limit of "
+            f"{MAX_PARAMETERS:,}",
+            hint="check n_filters (the paper uses 24)",
+        )
+    return model
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -8,12 +8,22 @@
   inverse mapping of predictions onto the original CT grid.
 - :func:`normalize_ct`, :func:`normalize_pet`, :func:`stack_channels` — the intensity
   normalisation shared by training and inference.
+- :func:`check_intensities` — a CT must hold Hounsfield units and a PET SUV or Bq/ml
+  (catches swapped modalities when a case is read).
 """
 
 from hecktorseg.preprocessing.box import box_from_label, box_from_pet, find_brain
 from hecktorseg.preprocessing.case import PreprocessedCase, choose_box, preprocess_case, preprocess_images
 from hecktorseg.preprocessing.config import PAPER_PREPROCESS, BoxSource, PreprocessConfig
-from hecktorseg.preprocessing.dataset import PreprocessReport, output_paths, preprocess_dataset, select_part
+from hecktorseg.preprocessing.dataset import (
+    GRID_MULTIPLE,
+    PreprocessReport,
+    check_trainable_size,
+    missing_labels,
+    output_paths,
+    preprocess_dataset,
+    select_part,
+)
 from hecktorseg.preprocessing.grid import (
     box_overlap_fraction,
     pet_fov_mask,
@@ -34,8 +44,10 @@ from hecktorseg.preprocessing.manifest import (
     write_manifest,
 )
 from hecktorseg.preprocessing.normalize import PET_EPS, normalize_ct, normalize_pet, stack_channels
+from hecktorseg.preprocessing.plausibility import check_intensities
 
 __all__ = [
+    "GRID_MULTIPLE",
     "MANIFEST_NAME",
     "PAPER_PREPROCESS",
     "PET_EPS",
@@ -49,9 +61,12 @@ __all__ = [
     "box_from_label",
     "box_from_pet",
     "box_overlap_fraction",
+    "check_intensities",
+    "check_trainable_size",
     "choose_box",
     "find_brain",
     "merge_manifests",
+    "missing_labels",
     "normalize_ct",
     "normalize_pet",
     "output_paths",

@@ -29,6 +29,7 @@ from hecktorseg.preprocessing.grid import (
     resample_label,
 )
 from hecktorseg.preprocessing.normalize import stack_channels
+from hecktorseg.preprocessing.plausibility import check_intensities as _check_intensities
 from hecktorseg.typing import PathLike
 
 __all__ = ["PreprocessedCase", "choose_box", "preprocess_case", "preprocess_images"]
@@ -275,7 +276,11 @@ def preprocess_images(
 
 
 def preprocess_case(
-    case: Case, config: PreprocessConfig | None = None, *, bbox: BBox | None = None
+    case: Case,
+    config: PreprocessConfig | None = None,
+    *,
+    bbox: BBox | None = None,
+    check_intensities: bool = True,
 ) -> PreprocessedCase:
     """Read one case and resample CT, PET (and label) onto its reference grid, in memory.
 
@@ -287,6 +292,10 @@ def preprocess_case(
         Preprocessing settings.
     bbox
         Use this box instead of the one ``config.box_source`` picks.
+    check_intensities
+        Check that the CT holds Hounsfield units and the PET SUV or Bq/ml
+        (:func:`~hecktorseg.preprocessing.check_intensities`), which catches swapped
+        modalities; turn off for unusual but correct data.
 
     Returns
     -------
@@ -296,7 +305,8 @@ def preprocess_case(
     Raises
     ------
     DataError
-        A file is missing, unreadable, holds NaN, or label values are not whole numbers.
+        A file is missing, unreadable, holds NaN, label values are not whole numbers,
+        or (with ``check_intensities``) the CT or PET intensities are implausible.
     GeometryError
         See :func:`preprocess_images`.
     """
@@ -313,6 +323,9 @@ def preprocess_case(
         raise DataError(f"{_who(case.patient_id)}{exc.message}", path=exc.path, hint=exc.hint) from None
     ct, pet = images[0], images[1]
     label = images[2] if len(images) > 2 else None
+    if check_intensities:
+        _check_intensities(ct, "ct", path=case.ct_path, patient_id=case.patient_id)
+        _check_intensities(pet, "pet", path=case.pet_path, patient_id=case.patient_id)
     return preprocess_images(
         ct,
         pet,

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from hecktorseg._version import __version__
 from hecktorseg.config import to_dict
 from hecktorseg.errors import ConfigError, DataError, HecktorsegError
-from hecktorseg.io import Case, Layout, set_io_threads, write_image
+from hecktorseg.io import Case, Layout, layout_paths, set_io_threads, write_image
 from hecktorseg.preprocessing.case import preprocess_case
 from hecktorseg.preprocessing.config import PreprocessConfig
 from hecktorseg.preprocessing.manifest import (
@@ -34,7 +34,18 @@ from hecktorseg.preprocessing.manifest import (
 )
 from hecktorseg.typing import PathLike, ProgressCallback
 
-__all__ = ["PreprocessReport", "output_paths", "preprocess_dataset", "select_part"]
+__all__ = [
+    "GRID_MULTIPLE",
+    "PreprocessReport",
+    "check_trainable_size",
+    "missing_labels",
+    "output_paths",
+    "preprocess_dataset",
+    "select_part",
+]
+
+GRID_MULTIPLE = 16
+"""Every side of a preprocessed grid must be a multiple of this: the U-Nets halve it four times."""
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +178,70 @@ def _clean_case_dir(folder: Path, patient_id: str) -> None:
                 p.unlink()
 
 
-def _run_case(case: Case, config: PreprocessConfig, out_dir: str, force: bool) -> _Outcome:
+def check_trainable_size(config: PreprocessConfig) -> None:
+    """Refuse a reference grid whose sides are not multiples of :data:`GRID_MULTIPLE`.
+
+    The networks pool four times, so a preprocessed dataset with other sides cannot be
+    trained on (inference pads in-memory grids itself and needs no such rule).
+
+    Raises
+    ------
+    ConfigError
+        A side of ``config.size`` is not a multiple of 16.
+    """
+    size = [int(v) for v in config.size]
+    if any(v % GRID_MULTIPLE for v in size):
+        nearest = [max(GRID_MULTIPLE, round(v / GRID_MULTIPLE) * GRID_MULTIPLE) for v in size]
+        raise ConfigError(
+            f"size: every side must be a multiple of {GRID_MULTIPLE} (the network halves it four times), "
+            f"got {size}",
+            hint=f"use e.g. --size {','.join(str(v) for v in nearest)}",
+        )
+
+
+def _expected_label(case: Case) -> Path:
+    """Where the case's layout expects its label map (for messages)."""
+    ct = Path(case.ct_path)
+    suffix = next((s for s in (".nii.gz", ".nii", ".mha", ".nrrd") if ct.name.endswith(s)), ".nii.gz")
+    if case.layout is None:
+        return ct.parent
+    root = ct.parent if case.layout is Layout.HECKTOR2021 else ct.parent.parent
+    try:
+        return layout_paths(root, case.patient_id, case.layout, suffix=suffix)[2]
+    except HecktorsegError:
+        return ct.parent
+
+
+def missing_labels(cases: Sequence[Case]) -> dict[str, str]:
+    """Reasons for the cases that lack a label map in a dataset where most cases have one.
+
+    A labelled dataset (more than half of its cases have a label map) with a few
+    cases without one usually means a missing or misnamed file; training would
+    silently lose those patients. A dataset without labels (a test set) gives ``{}``.
+    Only cases found in a dataset folder (with a ``layout``) count: a case built by
+    hand without a label is taken as meant.
+    """
+    cases = [c for c in cases if c.layout is not None]
+    unlabelled = [c for c in cases if c.label_path is None]
+    n_labelled = len(cases) - len(unlabelled)
+    if not unlabelled or n_labelled * 2 <= len(cases):
+        return {}
+    reasons = {}
+    for case in unlabelled:
+        error = DataError(
+            f"patient {case.patient_id}: label map not found, although {n_labelled} of the "
+            f"{len(cases)} patients have one",
+            path=_expected_label(case),
+            hint="add or rename the mask, or pass --allow-missing-labels (allow_missing_labels=True) "
+            "to preprocess this patient without one",
+        )
+        reasons[case.patient_id] = str(error)
+    return reasons
+
+
+def _run_case(
+    case: Case, config: PreprocessConfig, out_dir: str, force: bool, check_intensities: bool = True
+) -> _Outcome:
     """Process one case (in a worker or in-process); never raises."""
     out = Path(out_dir)
     pid = case.patient_id
@@ -191,7 +265,7 @@ def _run_case(case: Case, config: PreprocessConfig, out_dir: str, force: bool) -
         with contextlib.suppress(FileNotFoundError):
             record_path(out, pid).unlink()
         _clean_case_dir(folder, pid)
-        result = preprocess_case(case, config)
+        result = preprocess_case(case, config, check_intensities=check_intensities)
         paths = output_paths(out, pid, config)
         write_image(result.ct, paths["ct"], compress=config.compress)
         write_image(result.pet, paths["pet"], compress=config.compress)
@@ -263,6 +337,8 @@ def preprocess_dataset(
     num_parts: int = 1,
     part_id: int = 0,
     force: bool = False,
+    check_intensities: bool = True,
+    allow_missing_labels: bool = False,
     progress: ProgressCallback | None = None,
 ) -> PreprocessReport:
     """Preprocess every case of a dataset into ``output_dir``.
@@ -292,6 +368,12 @@ def preprocess_dataset(
         e.g. one job of a Slurm array each; the manifests of the parts merge.
     force
         Redo cases that are up to date.
+    check_intensities
+        Fail a case whose CT is not in Hounsfield units or whose PET is not in SUV or
+        Bq/ml (e.g. swapped files; see :func:`~hecktorseg.preprocessing.check_intensities`).
+    allow_missing_labels
+        In a dataset where most cases have a label map, preprocess the cases without
+        one as unlabelled; by default each of them fails (see :func:`missing_labels`).
     progress
         ``callback(completed, total, message)`` after each case.
 
@@ -305,17 +387,20 @@ def preprocess_dataset(
     LayoutError, DataError
         The input folder cannot be read as a dataset.
     ConfigError
-        Bad ``workers``/``num_parts``/``part_id``, or duplicate patient ids.
+        Bad ``workers``/``num_parts``/``part_id``, duplicate patient ids, or grid sides
+        that are not multiples of 16 (see :func:`check_trainable_size`).
     """
     cfg = config or PreprocessConfig()
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    check_trainable_size(cfg)
     all_cases = _resolve_cases(input_dir_or_cases, layout, bbox_table)
     ids = [c.patient_id for c in all_cases]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise ConfigError(f"duplicate patient ids: {', '.join(dupes)}", hint="each case needs its own id")
     cases = select_part(all_cases, num_parts, part_id)
+    unlabelled = {} if allow_missing_labels else missing_labels(all_cases)
     out = Path(output_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     if num_parts == 1:  # no other part can be writing the index right now
@@ -334,16 +419,22 @@ def preprocess_dataset(
 
     if progress is not None:
         progress(0, total, "")
-    if workers == 1 or total <= 1:
-        for case in cases:
-            note(_run_case(case, cfg, str(out), force))
+    for case in [c for c in cases if c.patient_id in unlabelled]:
+        note(_Outcome(case.patient_id, "failed", unlabelled[case.patient_id]))
+    cases_to_run = [c for c in cases if c.patient_id not in unlabelled]
+    if workers == 1 or len(cases_to_run) <= 1:
+        for case in cases_to_run:
+            note(_run_case(case, cfg, str(out), force, check_intensities))
     else:
         ctx = multiprocessing.get_context("spawn")  # safe with threads (torch, ITK) in the parent
         pool = cf.ProcessPoolExecutor(
-            max_workers=min(workers, total), mp_context=ctx, initializer=_init_worker
+            max_workers=min(workers, len(cases_to_run)), mp_context=ctx, initializer=_init_worker
         )
         try:
-            futures = {pool.submit(_run_case, case, cfg, str(out), force): case for case in cases}
+            futures = {
+                pool.submit(_run_case, case, cfg, str(out), force, check_intensities): case
+                for case in cases_to_run
+            }
             for future in cf.as_completed(futures):
                 case = futures[future]
                 try:

@@ -21,6 +21,7 @@ __all__ = [
     "DistContext",
     "all_reduce_sum",
     "barrier",
+    "broadcast_text",
     "cleanup_distributed",
     "init_distributed",
     "world_from_env",
@@ -107,3 +108,30 @@ def all_reduce_sum(values: list[float], ctx: DistContext, device: torch.device |
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     out: list[Any] = tensor.cpu().tolist()
     return [float(v) for v in out]
+
+
+def broadcast_text(text: str | None, ctx: DistContext) -> str | None:
+    """Rank 0's ``text`` on every process (``None`` included); unchanged in a single process.
+
+    Sent as bytes in tensors (no pickling), so it works with ``gloo`` and ``nccl``.
+    Every process must call it; it returns once rank 0 has sent.
+    """
+    if not (ctx.distributed and dist.is_initialized()):
+        return text
+    device = torch.device("cpu")
+    if dist.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    data = text.encode("utf-8") if (ctx.is_main and text is not None) else b""
+    length = torch.tensor([len(data) if (ctx.is_main and text is not None) else -1], dtype=torch.int64)
+    length = length.to(device)
+    dist.broadcast(length, src=0)
+    n = int(length.item())
+    if n < 0:
+        return None
+    if ctx.is_main:
+        buffer = torch.tensor(list(data), dtype=torch.uint8, device=device)
+    else:
+        buffer = torch.zeros(n, dtype=torch.uint8, device=device)
+    if n:
+        dist.broadcast(buffer, src=0)
+    return bytes(buffer.cpu().tolist()).decode("utf-8")

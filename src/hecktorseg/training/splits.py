@@ -137,6 +137,14 @@ def load_split_file(path: PathLike, patient_ids: Sequence[str]) -> list[Split]:
             train = [str(v) for v in train_raw]
         else:
             raise ConfigError(f"{where}.train: expected a list of patient ids", path=p)
+        for part, ids in (("val", val), ("train", train)):
+            repeated = sorted({pid for pid in ids if ids.count(pid) > 1})
+            if repeated:
+                raise ConfigError(
+                    f"{where}.{part}: patient id(s) listed more than once: {', '.join(repeated[:5])}",
+                    path=p,
+                    hint="list each case once per fold",
+                )
         unknown = sorted((set(val) | set(train)) - known)
         if unknown:
             raise ConfigError(

@@ -55,13 +55,21 @@ from hecktorseg.data.augmentation import Transform
 from hecktorseg.data.dataset import sample_seed
 from hecktorseg.errors import CheckpointError, ConfigError, DataError
 from hecktorseg.losses import build_loss
-from hecktorseg.models import build_model, read_checkpoint_file, save_checkpoint, unwrap_model
+from hecktorseg.models import (
+    SIZE_DIVISOR,
+    build_model,
+    probe_model,
+    read_checkpoint_file,
+    save_checkpoint,
+    unwrap_model,
+)
 from hecktorseg.preprocessing import read_manifest
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.distributed import (
     DistContext,
     all_reduce_sum,
     barrier,
+    broadcast_text,
     cleanup_distributed,
     init_distributed,
 )
@@ -77,6 +85,7 @@ __all__ = [
     "build_augmentation",
     "build_train_model",
     "fold_splits",
+    "left_out_cases",
     "prepare_fold_dir",
     "resolve_amp",
     "resolve_device",
@@ -88,6 +97,10 @@ logger = logging.getLogger(__name__)
 
 RESULT_FILES = ("last.pt", "best.pt", "metrics.csv", "learning_curves.png", "config.yaml", "split.json")
 """Files a training run writes into its fold folder."""
+
+_TRAINED_FILES = ("last.pt", "best.pt", "metrics.csv", "learning_curves.png")
+# Written once an epoch has finished: only these make a fold "results" that a new run must not
+# overwrite. config.yaml and split.json alone are what a run that failed before training left.
 
 # Fields that may change between a run and its resumption without breaking it.
 _RESUME_FREE = frozenset(
@@ -220,8 +233,7 @@ def build_augmentation(config: TrainConfig, image_fill: Sequence[float] = (-1024
     return Compose(transforms) if transforms else None
 
 
-def build_train_model(config: TrainConfig, in_channels: int = 2) -> nn.Module:
-    """The network described by ``config`` (weights from the current torch RNG)."""
+def _model_kwargs(config: TrainConfig, in_channels: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "in_channels": in_channels,
         "n_classes": config.n_classes,
@@ -229,7 +241,12 @@ def build_train_model(config: TrainConfig, in_channels: int = 2) -> nn.Module:
     }
     if config.model == "senorm_unet":
         kwargs["reduction"] = config.reduction
-    return build_model(config.model, **kwargs)
+    return kwargs
+
+
+def build_train_model(config: TrainConfig, in_channels: int = 2) -> nn.Module:
+    """The network described by ``config`` (weights from the current torch RNG)."""
+    return build_model(config.model, **_model_kwargs(config, in_channels))
 
 
 def _seed_everything(seed: int) -> None:
@@ -274,7 +291,7 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def _refuse_overwrite(fold_dir: Path) -> None:
-    existing = [name for name in RESULT_FILES if (fold_dir / name).exists()]
+    existing = [name for name in _TRAINED_FILES if (fold_dir / name).exists()]
     if existing:
         raise ConfigError(
             f"results already exist ({', '.join(existing)})",
@@ -285,6 +302,10 @@ def _refuse_overwrite(fold_dir: Path) -> None:
 
 def prepare_fold_dir(fold_dir: PathLike, *, resume: bool = False, force: bool = False) -> Path:
     """Create ``fold_dir``, refusing to overwrite earlier results unless asked.
+
+    Only a run that finished an epoch leaves results (``last.pt``, ``best.pt``,
+    ``metrics.csv``, ``learning_curves.png``); the ``config.yaml`` and ``split.json``
+    of a run that failed before that are replaced without asking.
 
     Parameters
     ----------
@@ -307,7 +328,10 @@ def prepare_fold_dir(fold_dir: PathLike, *, resume: bool = False, force: bool = 
             _refuse_overwrite(path)
         for name in existing:
             (path / name).unlink()
-        logger.info("removed earlier results in %s (--force)", path)
+        if force:
+            logger.info("removed earlier results in %s (--force)", path)
+        else:
+            logger.info("replacing %s of a run that stopped before training (%s)", ", ".join(existing), path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -704,6 +728,69 @@ def _labelled_ids(data_dir: PathLike) -> list[str]:
     return sorted(pid for pid, entry in entries.items() if entry.label_path is not None)
 
 
+def _check_grid(size: Sequence[int], data: Path) -> None:
+    bad = [int(v) for v in size if int(v) % SIZE_DIVISOR]
+    if bad:
+        raise DataError(
+            f"the preprocessed grid {list(size)} has sides that are not multiples of {SIZE_DIVISOR}, "
+            "which the network needs",
+            path=data / "manifest.json",
+            hint="preprocess again with e.g. --size 144 (or 32, 48, ...)",
+        )
+
+
+def left_out_cases(entries: Mapping[str, Any], split: Split) -> dict[str, str]:
+    """Why each case of a preprocessed dataset is in neither the training nor the validation set.
+
+    Parameters
+    ----------
+    entries
+        The manifest's entries (objects with a ``label_path``), by patient id.
+    split
+        The fold.
+
+    Returns
+    -------
+    dict
+        ``{patient_id: reason}``: ``"no label map"`` or ``"not in this fold of the split file"``.
+    """
+    used = set(split.train) | set(split.val)
+    reasons: dict[str, str] = {}
+    for pid, entry in entries.items():
+        if pid in used:
+            continue
+        if getattr(entry, "label_path", None) is None:
+            reasons[pid] = "no label map"
+        else:
+            reasons[pid] = "not in this fold of the split"
+    return reasons
+
+
+def _prepare_on_rank0(
+    ctx: DistContext, fold_dir: Path, split: Split, config: TrainConfig, *, resume: bool, force: bool
+) -> None:
+    """Rank 0 decides whether the fold may start and writes ``split.json``; every rank learns the outcome.
+
+    Only rank 0 looks at the fold folder, and the other ranks wait for its verdict, so a
+    rank that arrives late never mistakes rank 0's fresh ``split.json`` for old results.
+    """
+    failure: BaseException | None = None
+    message: str | None = None
+    if ctx.is_main:
+        try:
+            prepare_fold_dir(fold_dir, resume=resume, force=force)
+            _check_resumed_split(fold_dir / "split.json", split, resume=resume)
+            save_split(split, fold_dir / "split.json", seed=config.seed)
+        except Exception as exc:
+            failure = exc
+            message = str(exc) or type(exc).__name__
+    message = broadcast_text(message, ctx)
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise ConfigError(f"rank 0 could not start this fold: {message}", path=fold_dir)
+
+
 def fold_splits(data_dir: PathLike, config: TrainConfig) -> list[Split]:
     """All folds of ``config``'s split over the labelled cases of a preprocessed dataset."""
     manifest = read_manifest(data_dir)
@@ -790,24 +877,30 @@ def train(
             hint="preprocess the cases of this fold, or choose another split",
         )
     fold_dir = Path(out_dir) / f"fold_{config.fold}"
-    if not (resume or force):  # checked on every process, so no rank waits for a failed one
-        _refuse_overwrite(fold_dir)
+    manifest = read_manifest(data)
+    _check_grid(manifest.config.size, data)
+    probe_model(config.model, **_model_kwargs(config, 2))  # absurd sizes fail before anything is written
     probe = resolve_device(config)
     ctx = init_distributed(probe.type)
     try:
+        _prepare_on_rank0(ctx, fold_dir, split, config, resume=resume, force=force)
         if ctx.is_main:
-            prepare_fold_dir(fold_dir, resume=resume, force=force)
-            _check_resumed_split(fold_dir / "split.json", split, resume=resume)
-            save_split(split, fold_dir / "split.json", seed=config.seed)
-        barrier(ctx)
-        manifest = read_manifest(data)
-        logger.info(
-            "fold %d (%s): %d training / %d validation cases",
-            config.fold,
-            split.description,
-            len(split.train),
-            len(split.val),
-        )
+            logger.info(
+                "fold %d (%s): %d training / %d validation cases",
+                config.fold,
+                split.description,
+                len(split.train),
+                len(split.val),
+            )
+            left_out = left_out_cases(manifest.entries, split)
+            if left_out:
+                logger.warning(
+                    "fold %d: %d case(s) of %s left out: %s",
+                    config.fold,
+                    len(left_out),
+                    data,
+                    "; ".join(f"{pid} ({why})" for pid, why in sorted(left_out.items())),
+                )
         fill = (float(manifest.config.ct_fill), float(manifest.config.pet_fill))
         train_ds = PreprocessedDataset(
             data,
