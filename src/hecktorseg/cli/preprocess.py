@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     @with_config_options(PreprocessConfig)
     def preprocess(
         input_dir: Path = typer.Argument(
-            ..., help="Dataset folder (HECKTOR 2020/2021/2022 or nnU-Net layout)."
+            ..., help="Dataset folder (HECKTOR 2020/2021/2022/2025/2026 or nnU-Net layout)."
         ),
         output_dir: Path = typer.Argument(..., help="Folder for the preprocessed cases and manifest.json."),
         bbox: Optional[Path] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
@@ -37,7 +37,9 @@ def register(app: typer.Typer) -> None:
             None, "--config", help="YAML config (top level, or under a 'preprocess:' key)."
         ),
         layout: Optional[str] = typer.Option(  # noqa: UP045
-            None, "--layout", help="Force the dataset layout: 2020, 2021, 2022 or nnunet (default: detect)."
+            None,
+            "--layout",
+            help="Force the dataset layout: 2020, 2021, 2022, 2025, 2026 or nnunet (default: detect).",
         ),
         workers: int = typer.Option(1, "--workers", "-j", min=1, help="Cases processed in parallel."),
         num_parts: int = typer.Option(
