@@ -14,7 +14,8 @@ HELP = """Resample PET, CT (and label maps) onto one reference grid in the head-
 
 Writes OUTPUT_DIR/<PID>/<PID>_ct.nii.gz, <PID>_pt.nii.gz, <PID>_ct_gtvt.nii.gz and
 OUTPUT_DIR/manifest.json. Cases already up to date are skipped (--force redoes them).
-Settings come from the defaults, then --config YAML, then the flags below.
+Settings come from the defaults (a 144x144x176 mm box for layouts with lymph nodes:
+2022, 2025, 2026; 144 mm otherwise), then --config YAML, then the flags below.
 Exit code 1 if any case failed; the others are finished anyway.
 """
 
@@ -52,15 +53,22 @@ def register(app: typer.Typer) -> None:
         *,
         overrides: dict[str, Any],
     ) -> None:
+        import yaml
+
         from hecktorseg.config import load_yaml, merge
         from hecktorseg.io import discover_cases
-        from hecktorseg.preprocessing import preprocess_dataset, select_part
+        from hecktorseg.preprocessing import default_preprocess_config, preprocess_dataset, select_part
 
-        config = PreprocessConfig()
-        if config_file is not None:
-            config = load_yaml(PreprocessConfig, config_file, section="preprocess")
-        config = merge(config, overrides, where="command line")
         cases = discover_cases(input_dir, layout=layout, bbox_table=bbox, strict=False)
+        # the layout's default (a taller box where labels include GTVn), then the YAML, then the flags
+        config = default_preprocess_config(cases[0].layout if cases else layout)
+        if config_file is not None:
+            load_yaml(PreprocessConfig, config_file, section="preprocess")  # validates the file strictly
+            data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+            if isinstance(data, dict) and isinstance(data.get("preprocess"), dict):
+                data = data["preprocess"]
+            config = merge(config, data, where=str(config_file))
+        config = merge(config, overrides, where="command line")
         select_part(cases, num_parts, part_id)  # checks --num-parts/--part-id before the bar starts
         with progress_bar("preprocess") as progress:
             report = preprocess_dataset(

@@ -88,16 +88,17 @@ CENTRES_2022: tuple[str, ...] = ("CHUM", "CHUP", "CHUS", "CHUV", "HGJ", "HMR", "
 
 NODE_COUNT_PROBABILITIES: tuple[float, ...] = (0.25, 0.3, 0.2, 0.15, 0.1)
 """``neck_levels`` phantoms (2025/2026): probability of 0, 1, 2, 3 and 4 lymph nodes."""
-NODE_LEVELS: dict[str, tuple[float, tuple[float, float]]] = {
-    "II": (0.5, (5.0, 25.0)),
-    "III": (0.35, (25.0, 50.0)),
-    "IV": (0.15, (50.0, 80.0)),
+NODE_LEVELS: dict[str, tuple[float, tuple[float, float], tuple[float, float]]] = {
+    "II": (0.5, (5.0, 50.0), (24.0, 34.0)),
+    "III": (0.35, (50.0, 90.0), (26.0, 36.0)),
+    "IV": (0.15, (90.0, 130.0), (30.0, 44.0)),
 }
-"""``neck_levels`` phantoms: per neck level, its probability and how far (mm) below the primary's
-centre a node's centre lies. Nodes sit 24–34 mm (× body scale) lateral of the midline, on the
-primary's side with probability 0.75, 0–18 mm behind the body axis (the jugular chain), and
-never lower than 208 mm below the vertex (inside every grid's field of view)."""
-_NODE_LOWEST_MM = 208.0
+"""``neck_levels`` phantoms (2025/2026), per neck level: its probability, the depth (mm) of a
+node's centre below the skull base (the brain's lowest point), and its distance (mm, × body
+scale) lateral of the midline. A node lies on the primary's side with probability 0.75,
+0–18 mm behind the body axis (the jugular chain) and at least 5 mm below the primary's centre.
+The CT and PET grids of a phantom are made taller where needed so that every node lies inside."""
+_SKULL_BASE_DEPTH_MM = 125.0  # the brain's lowest point below the vertex (_BRAIN_C + _BRAIN_R in d)
 
 
 def _check_range(name: str, value: Sequence[float], *, positive: bool = True) -> None:
@@ -347,9 +348,9 @@ def _neck_level_nodes(
     for _ in range(count):
         for _attempt in range(20):  # keep nodes apart, so each one is its own lesion
             side = ipsilateral if rng.random() < 0.75 else -ipsilateral
-            lo, hi = NODE_LEVELS[names[int(rng.choice(len(names), p=p_level / p_level.sum()))]][1]
-            depth = min(float(primary[2]) + float(rng.uniform(lo, hi)), _NODE_LOWEST_MM)
-            c = np.array([side * scale * rng.uniform(24.0, 34.0), rng.uniform(0.0, 18.0), depth])
+            _, (lo, hi), (lat_lo, lat_hi) = NODE_LEVELS[names[int(rng.choice(len(names), p=p_level))]]
+            depth = max(_SKULL_BASE_DEPTH_MM + float(rng.uniform(lo, hi)), float(primary[2]) + 5.0)
+            c = np.array([side * scale * rng.uniform(lat_lo, lat_hi), rng.uniform(0.0, 18.0), depth])
             radii = rng.uniform(*config.node_radius_mm) * rng.uniform(0.8, 1.2, 3)
             apart = all(
                 np.linalg.norm(c - b.center) > float(np.max(radii) + np.max(b.radii)) + 3.0 for b in nodes
@@ -572,6 +573,12 @@ def _grid(center: _Vec, size: Sequence[int], spacing: Sequence[float], angle_deg
     )
 
 
+def _taller(size: tuple[int, int, int], spacing: Sequence[float], extent_mm: float) -> tuple[int, int, int]:
+    """``size`` with enough slices for a z extent (between first and last voxel centres) of ``extent_mm``."""
+    nz = max(size[2], int(np.ceil(extent_mm / spacing[2])) + 1)
+    return (size[0], size[1], nz)
+
+
 def make_phantom(
     patient_id: str,
     *,
@@ -620,12 +627,17 @@ def make_phantom(
         return float(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)) if cfg.rotation_deg > 0 else 0.0
 
     # CT: the vertex lies ~4 mm below the top slice; PET: a different, offset field of view
-    ct_extent_z = (cfg.ct_size[2] - 1) * cfg.ct_spacing[2]
+    ct_size, pet_size = cfg.ct_size, cfg.pet_size
+    if with_nodes and node_model == "neck_levels" and an.nodes:  # reach below the lowest node
+        lowest = max(float(b.center[2] + np.max(b.radii)) for b in an.nodes) + 20.0 + jitter[2]
+        ct_size = _taller(ct_size, cfg.ct_spacing, lowest + 4.0)
+        pet_size = _taller(pet_size, cfg.pet_spacing, lowest + 12.0)
+    ct_extent_z = (ct_size[2] - 1) * cfg.ct_spacing[2]
     ct_center = an.to_world((0.0, 0.0, ct_extent_z / 2.0 - 4.0)) + rng.uniform(-jitter, jitter)
-    ct_geom = _grid(ct_center, cfg.ct_size, cfg.ct_spacing, angle())
-    pet_extent_z = (cfg.pet_size[2] - 1) * cfg.pet_spacing[2]
+    ct_geom = _grid(ct_center, ct_size, cfg.ct_spacing, angle())
+    pet_extent_z = (pet_size[2] - 1) * cfg.pet_spacing[2]
     pet_center = an.to_world((0.0, 0.0, pet_extent_z / 2.0 - 12.0)) + rng.uniform(-jitter, jitter)
-    pet_geom = _grid(pet_center, cfg.pet_size, cfg.pet_spacing, angle())
+    pet_geom = _grid(pet_center, pet_size, cfg.pet_spacing, angle())
 
     box_center = np.asarray(an.to_world((0.0, -3.0, 135.0))) + rng.uniform(-2.0, 2.0, 3)
     box_size = cfg.box_size_mm + rng.uniform(-cfg.box_jitter_mm, cfg.box_jitter_mm, 3)
