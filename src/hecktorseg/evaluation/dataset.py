@@ -26,7 +26,15 @@ from hecktorseg.evaluation.scoring import (
     score_2022,
     summarize,
 )
-from hecktorseg.io import IMAGE_SUFFIXES, BBox, Layout, allowed_labels, atomic_write_text, read_image
+from hecktorseg.io import (
+    IMAGE_SUFFIXES,
+    BBox,
+    Layout,
+    allowed_labels,
+    atomic_write_text,
+    read_image,
+    split_image_suffix,
+)
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
@@ -129,10 +137,8 @@ def metric_columns(edition: Edition | str) -> list[str]:
 
 
 def _strip_suffix(name: str) -> str | None:
-    for suffix in IMAGE_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return None
+    split = split_image_suffix(name)
+    return None if split is None else split[0]
 
 
 def find_prediction(pred_dir: PathLike, patient_id: str) -> Path | None:
@@ -200,7 +206,7 @@ def find_ground_truth(
         raise LayoutError(
             "found no ground-truth label maps",
             path=root,
-            hint="give a dataset folder (2020/2021/2022/nnU-Net layout) or a folder of <PID>.nii.gz label files",
+            hint="give a dataset folder (2020/2021/2022/2025/2026/nnU-Net layout) or a folder of <PID>.nii.gz label files",
         )
     return folder
 
