@@ -189,3 +189,18 @@ def test_cli_clinical_table_without_centre_column(tmp_path: Path) -> None:
     assert "noCenterIDcolumn" in flat and "d/HECKTOR_2025_Training_Task_1.csv" in flat
     manifest = read_manifest(tmp_path / "out")
     assert [e.centre for e in manifest.entries.values()] == ["CHUM", "CHUP", "CHUS"]  # the id prefix
+
+
+def test_an_edited_clinical_table_redoes_the_cases_it_changes(tmp_path: Path) -> None:
+    root = _dataset(tmp_path)
+    config = PreprocessConfig(spacing=(6.0, 6.0, 6.0), size=(24, 24, 32))
+    first = preprocess_dataset(root, tmp_path / "out", config)
+    assert len(first.done) == 3
+    table = root / "HECKTOR_2025_Training_Task_1.csv"
+    lines = table.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[1] = "7"  # CHUM-001 moves to centre 7
+    table.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    again = preprocess_dataset(root, tmp_path / "out", config)
+    assert again.done == ["CHUM-001"] and again.skipped == ["CHUP-002", "CHUS-003"]
+    assert read_manifest(tmp_path / "out").entries["CHUM-001"].centre == "7"

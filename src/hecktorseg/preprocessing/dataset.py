@@ -153,6 +153,8 @@ def _up_to_date(case: Case, sources: dict[str, SourceFile], config: PreprocessCo
         return False
     if {r: s.sha256 for r, s in entry.sources.items()} != {r: s.sha256 for r, s in sources.items()}:
         return False
+    if entry.centre != case.centre or entry.clinical != case.clinical:  # the clinical table changed
+        return False
     table_box = case.bbox if config.box_source in ("auto", "table") else None
     if table_box is not None and (entry.box_source != "table" or entry.bbox != table_box):
         return False
