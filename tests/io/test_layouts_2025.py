@@ -137,7 +137,7 @@ def test_test_folders_without_labels(make_dataset: Callable[..., Path]) -> None:
     assert detect_layout(root) is Layout.HECKTOR2025
     cases = discover_cases(root)
     assert len(cases) == 2 and all(c.label_path is None and c.centre in ("CHUM", "CHUP") for c in cases)
-    with pytest.raises(DataError, match="label map not found"):
+    with pytest.raises(DataError, match=r"CHUM-001/CHUM-001\.nii\.gz: patient CHUM-001: label map not found"):
         discover_cases(root, require_labels=True)
     # imagesTs variant with the 2025 tables beside it
     other = make_dataset("2025", n_cases=2)
@@ -146,6 +146,8 @@ def test_test_folders_without_labels(make_dataset: Callable[..., Path]) -> None:
     cases = discover_cases(other)
     assert [c.ct_path.parent.name for c in cases] == ["imagesTs", "imagesTs"]
     assert all(c.label_path is None for c in cases)
+    with pytest.raises(DataError, match=r"labelsTs/CHUM-001\.nii\.gz: patient CHUM-001: label map not found"):
+        discover_cases(other, require_labels=True)
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".mha", ".nrrd"])
