@@ -118,6 +118,7 @@ def test_synth_then_preprocess_end_to_end(tmp_path: Path, edition: str) -> None:
     manifest = read_manifest(pre)
     assert manifest.config.size == (GTVN_SIZE if edition == "2025" else (24, 24, 32))
     assert [e.centre for e in manifest.entries.values()] == ["1", "2", "3"]  # CenterID of the table
+    assert manifest.label_values == {1, 2} and manifest.layouts == {edition}
     labels = set()
     for entry in manifest.entries.values():
         assert entry.label_path is not None

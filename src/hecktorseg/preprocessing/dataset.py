@@ -224,6 +224,7 @@ def _run_case(case: Case, config: PreprocessConfig, out_dir: str, force: bool) -
             label_voxels=result.label_voxels,
             label_voxels_outside_box=result.label_voxels_outside_box,
             clinical=case.clinical,
+            layout=None if case.layout is None else case.layout.value,
         )
         write_record(entry, out)
         lost = {k: v for k, v in result.label_voxels_outside_box.items() if v}
