@@ -1,4 +1,8 @@
-"""Reading and writing images, dataset layouts and box tables.
+"""Reading and writing images, dataset layouts, box tables and clinical tables.
+
+Every dataset layout is described once, as data, in :data:`LAYOUT_SPECS`
+(:mod:`hecktorseg.io.layout_specs`); clinical tables become :attr:`Case.clinical`
+and the centre of a case follows :func:`centre_of` (:mod:`hecktorseg.io.clinical`).
 
 The bottom layer of hecktorseg: it imports nothing else from the package but
 :mod:`hecktorseg.errors` and :mod:`hecktorseg.typing`.
@@ -8,6 +12,14 @@ from hecktorseg.io._reading import check_file_complete, read_image, read_images,
 from hecktorseg.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from hecktorseg.io.bbox import BBox
 from hecktorseg.io.case import Case, Layout
+from hecktorseg.io.clinical import (
+    CENTRE_COLUMN,
+    ClinicalInfo,
+    ClinicalValue,
+    centre_of,
+    merge_clinical_tables,
+    read_clinical_table,
+)
 from hecktorseg.io.geometry import IDENTITY_DIRECTION, Geometry
 from hecktorseg.io.image import (
     ImageKind,
@@ -16,6 +28,16 @@ from hecktorseg.io.image import (
     read_image_itk,
     validate_image,
     write_image,
+)
+from hecktorseg.io.layout_specs import (
+    LABELS_GTVP_GTVN,
+    LAYOUT_NAMES,
+    LAYOUT_SPECS,
+    FileScheme,
+    LayoutSpec,
+    SynthSpec,
+    layout_spec,
+    split_image_suffix,
 )
 from hecktorseg.io.layouts import (
     IMAGE_SUFFIXES,
@@ -26,6 +48,7 @@ from hecktorseg.io.layouts import (
     detect_layout,
     discover_cases,
     find_bbox_tables,
+    find_clinical_tables,
     layout_paths,
     parse_layout,
     read_nnunet_dataset_json,
@@ -35,34 +58,49 @@ from hecktorseg.io.tables import BBOX_COLUMNS, read_bbox_table, write_bbox_table
 
 __all__ = [
     "BBOX_COLUMNS",
+    "CENTRE_COLUMN",
     "IDENTITY_DIRECTION",
     "IMAGE_SUFFIXES",
     "LABELS_2022",
     "LABELS_BINARY",
+    "LABELS_GTVP_GTVN",
+    "LAYOUT_NAMES",
+    "LAYOUT_SPECS",
     "BBox",
     "Case",
+    "ClinicalInfo",
+    "ClinicalValue",
+    "FileScheme",
     "Geometry",
     "ImageKind",
     "Layout",
+    "LayoutSpec",
+    "SynthSpec",
     "allowed_labels",
     "array_to_image",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
     "centre_from_id",
+    "centre_of",
     "check_file_complete",
     "detect_layout",
     "discover_cases",
     "find_bbox_tables",
+    "find_clinical_tables",
     "image_to_array",
     "layout_paths",
+    "layout_spec",
+    "merge_clinical_tables",
     "parse_layout",
     "read_bbox_table",
+    "read_clinical_table",
     "read_image",
     "read_image_itk",
     "read_images",
     "read_nnunet_dataset_json",
     "set_io_threads",
+    "split_image_suffix",
     "validate_case",
     "validate_image",
     "write_bbox_table",

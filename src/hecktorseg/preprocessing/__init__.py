@@ -13,8 +13,20 @@
 """
 
 from hecktorseg.preprocessing.box import box_from_label, box_from_pet, find_brain
-from hecktorseg.preprocessing.case import PreprocessedCase, choose_box, preprocess_case, preprocess_images
-from hecktorseg.preprocessing.config import PAPER_PREPROCESS, BoxSource, PreprocessConfig
+from hecktorseg.preprocessing.case import (
+    PreprocessedCase,
+    choose_box,
+    count_label_voxels,
+    preprocess_case,
+    preprocess_images,
+)
+from hecktorseg.preprocessing.config import (
+    GTVN_SIZE,
+    PAPER_PREPROCESS,
+    BoxSource,
+    PreprocessConfig,
+    default_preprocess_config,
+)
 from hecktorseg.preprocessing.dataset import (
     GRID_MULTIPLE,
     PreprocessReport,
@@ -48,6 +60,7 @@ from hecktorseg.preprocessing.plausibility import check_intensities
 
 __all__ = [
     "GRID_MULTIPLE",
+    "GTVN_SIZE",
     "MANIFEST_NAME",
     "PAPER_PREPROCESS",
     "PET_EPS",
@@ -64,6 +77,8 @@ __all__ = [
     "check_intensities",
     "check_trainable_size",
     "choose_box",
+    "count_label_voxels",
+    "default_preprocess_config",
     "find_brain",
     "merge_manifests",
     "missing_labels",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +28,7 @@ import attrs
 import numpy as np
 
 from hecktorseg.errors import ConfigError
-from hecktorseg.io import atomic_write_text
+from hecktorseg.io import atomic_write_text, centre_of
 from hecktorseg.typing import PathLike
 
 __all__ = [
@@ -53,14 +52,6 @@ PAPER_FOLD_KEYS = tuple(f"train_val_split_{k}" for k in range(4)) + tuple(
     f"train_val_new_split_{k}" for k in range(4)
 )
 """The keys of folds 0–7 in the authors' split file."""
-
-_CENTRE = re.compile(r"^([A-Za-z]+)")
-
-
-def centre_of(patient_id: str) -> str:
-    """The centre code at the start of a patient id (``"CHGJ007"`` and ``"CHUM-001"`` → ``"CHGJ"``, ``"CHUM"``)."""
-    match = _CENTRE.match(patient_id)
-    return match.group(1).upper() if match else patient_id
 
 
 @attrs.frozen
@@ -291,7 +282,8 @@ def make_splits(
     split_file
         JSON file for ``method="file"`` (see :func:`load_split_file`).
     centres
-        Centre of each case (default: the letters at the start of the id).
+        Centre of each case, e.g. from the manifest (default: :func:`hecktorseg.io.centre_of`
+        of the id alone, i.e. the letters at its start).
 
     Raises
     ------
