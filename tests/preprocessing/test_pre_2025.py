@@ -25,7 +25,7 @@ from hecktorseg.preprocessing import (
 )
 
 TINY = SyntheticConfig.tiny()
-SMALL = ["--spacing", "6", "--size", "24,24,32"]
+SMALL = ["--spacing", "6", "--size", "32,32,32"]
 
 
 def _independent_outside(label_path: Path, box: BBox) -> dict[int, tuple[int, int]]:
@@ -70,7 +70,7 @@ def test_manifest_counts_label_voxels_outside_the_box(
     write_synthetic_dataset(raw, n_cases=3, edition="2025", seed=2, config=TINY)
     cases = discover_cases(raw)
     # a 72 mm box from PET: too small for the nodes, so some of them fall outside
-    config = PreprocessConfig(spacing=(3.0, 3.0, 3.0), size=(24, 24, 24))
+    config = PreprocessConfig(spacing=(4.5, 4.5, 4.5), size=(32, 32, 32))
     with caplog.at_level(logging.WARNING, logger="hecktorseg"):
         report = preprocess_dataset(cases, tmp_path / "out", config)
     assert report.ok
@@ -116,7 +116,7 @@ def test_synth_then_preprocess_end_to_end(tmp_path: Path, edition: str) -> None:
     assert result.exit_code == 0, result.output
     assert "3 done" in result.output
     manifest = read_manifest(pre)
-    assert manifest.config.size == (GTVN_SIZE if edition == "2025" else (24, 24, 32))
+    assert manifest.config.size == (GTVN_SIZE if edition == "2025" else (32, 32, 32))
     assert [e.centre for e in manifest.entries.values()] == ["1", "2", "3"]  # CenterID of the table
     assert manifest.label_values == {1, 2} and manifest.layouts == {edition}
     labels = set()
@@ -194,7 +194,7 @@ def test_cli_clinical_table_without_centre_column(tmp_path: Path) -> None:
 
 def test_an_edited_clinical_table_redoes_the_cases_it_changes(tmp_path: Path) -> None:
     root = _dataset(tmp_path)
-    config = PreprocessConfig(spacing=(6.0, 6.0, 6.0), size=(24, 24, 32))
+    config = PreprocessConfig(spacing=(6.0, 6.0, 6.0), size=(32, 32, 32))
     first = preprocess_dataset(root, tmp_path / "out", config)
     assert len(first.done) == 3
     table = root / "HECKTOR_2025_Training_Task_1.csv"
