@@ -8,6 +8,9 @@ import typer
 
 from hecktorseg.cli._common import console, handle_errors
 
+_MAX_BATCH = 64
+_MAX_SIDE = 512
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``export`` command to ``app``."""
@@ -47,6 +50,12 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--shape must be integers N,C,Z,Y,X, got {shape!r}") from None
         if len(dims) != 5:
             raise ConfigError(f"--shape needs 5 integers N,C,Z,Y,X, got {shape!r}")
+        if min(dims) < 1 or dims[0] > _MAX_BATCH or max(dims[2:]) > _MAX_SIDE:
+            raise ConfigError(
+                f"--shape {shape!r} is out of range: N and C must be at least 1, N at most {_MAX_BATCH} "
+                f"and each side at most {_MAX_SIDE}",
+                hint="the shape is only an example for tracing; a small one such as 1,2,32,32,32 is best",
+            )
         if output.exists() and not force:
             raise ConfigError("output exists", path=output, hint="pass --force to overwrite it")
 

@@ -47,6 +47,7 @@ from hecktorseg.data import Compose, EpochTaggedSampler, PreprocessedDataset, Ra
 from hecktorseg.data.augmentation import Transform
 from hecktorseg.data.dataset import sample_seed
 from hecktorseg.errors import CheckpointError, ConfigError, DataError
+from hecktorseg.io import ensure_output_dir
 from hecktorseg.losses import build_loss
 from hecktorseg.models import build_model, read_checkpoint_file, save_checkpoint, unwrap_model
 from hecktorseg.preprocessing import read_manifest
@@ -281,7 +282,7 @@ def prepare_fold_dir(fold_dir: PathLike, *, resume: bool = False, force: bool = 
         for name in existing:
             (path / name).unlink()
         logger.info("removed earlier results in %s (--force)", path)
-    path.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(path)
     return path
 
 
@@ -588,7 +589,7 @@ class Trainer:
             elif resume:
                 logger.info("no %s yet: starting fold from scratch", self.last_path)
             if self.ctx.is_main:
-                self.fold_dir.mkdir(parents=True, exist_ok=True)
+                ensure_output_dir(self.fold_dir)
                 save_yaml(config, self.fold_dir / "config.yaml")
             if progress is not None and self.ctx.is_main:
                 progress(self.epoch, config.epochs, "starting")
