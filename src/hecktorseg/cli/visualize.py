@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hecktorseg.cli._common import console, handle_errors, progress_bar
+from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar
 
 HELP = """Draw OUT_DIR/<PID>.png for each case: CT and PET slices (axial, coronal, sagittal) through the tumour, ground truth in green and prediction in red.
 
@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from hecktorseg.evaluation import visualize_dataset
 
+        failed: dict[str, str] = {}
         with progress_bar("drawing") as update:
             written = visualize_dataset(
                 case_or_dir,
@@ -41,5 +42,10 @@ def register(app: typer.Typer) -> None:
                 layout=layout,
                 overwrite=force,
                 progress=update,
+                errors=failed,
             )
-        console.print(f"{len(written)} picture(s) in {out_dir}", highlight=False)
+        console.print(f"{len(written)} picture(s) in {out_dir}, {len(failed)} failed", highlight=False)
+        for pid, reason in failed.items():
+            err_console.print(f"[red]failed[/] {pid}: {reason}", highlight=False, soft_wrap=True)
+        if failed:
+            raise typer.Exit(code=1)

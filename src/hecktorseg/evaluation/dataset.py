@@ -20,6 +20,7 @@ from hecktorseg.evaluation.scoring import (
     LABEL_NAMES_2022,
     CaseScore,
     Edition,
+    check_box_overlaps,
     missing_score,
     score_2020,
     score_2021,
@@ -187,7 +188,7 @@ def find_ground_truth(
     if not root.is_dir():
         raise DataError("ground-truth folder not found", path=root, hint="give a dataset or a label folder")
     try:
-        cases = discover_cases(root, layout=layout, bbox_table=bbox_table)
+        cases = discover_cases(root, layout=layout, bbox_table=bbox_table, strict=False)  # PET/CT unused
     except LayoutError:
         if layout is not None:
             raise
@@ -374,6 +375,15 @@ def _score_one(
     strict: bool,
 ) -> CaseScore:
     pid = truth.patient_id
+    if ed != "2022":
+        try:
+            check_box_overlaps(truth.bbox, gt, pid)
+        except GeometryError as exc:
+            if strict:
+                raise
+            logger.error("case %s: not scored: %s", pid, exc)
+            blank = missing_score(pid, ed)
+            return CaseScore(pid, "invalid", dict.fromkeys(blank.metrics, math.nan), str(exc))
     if pred_path is None:
         logger.warning("case %s: no prediction found; scored as missing", pid)
         if ed == "2022":
