@@ -319,7 +319,13 @@ def read_images(
     """
     paths = [Path(r[0]) for r in requests]
     for p in paths:
-        check_input_file(p, what="image file", allow_dir=True)
+        st = check_input_file(p, what="image file", allow_dir=True)
+        if st.st_size == 0 and p.is_file():
+            raise DataError(
+                "image file is empty (0 bytes)",
+                path=p,
+                hint="re-export or re-copy it; an earlier copy may have failed",
+            )
     threads = min(_threads(), len(paths))
     kinds = [(kind, labels) for _, kind, labels in requests]
     if threads <= 1:
