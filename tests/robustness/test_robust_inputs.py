@@ -120,6 +120,13 @@ def bad_label(folder: Path, pid: str) -> None:
     _rewrite(_label(folder, pid), put)
 
 
+def label_other_grid(folder: Path, pid: str) -> None:
+    path = _label(folder, pid)
+    image = sitk.ReadImage(str(path))
+    image.SetOrigin(tuple(o + 7.0 for o in image.GetOrigin()))
+    sitk.WriteImage(image, str(path))
+
+
 # name → (defect, file whose name the message must give (None: none), words of the problem, checked by predict)
 DEFECTS: dict[str, tuple[Defect, Callable[[Path, str], Path] | None, tuple[str, ...], bool]] = {
     "zero-byte": (zero_byte, _ct, ("empty",), True),
@@ -135,6 +142,7 @@ DEFECTS: dict[str, tuple[Defect, Callable[[Path, str], Path] | None, tuple[str, 
     "huge-header": (huge_header, _ct, ("header announces",), True),
     "no-overlap": (no_overlap, None, ("overlap",), True),
     "bad-label": (bad_label, _label, ("label values",), False),
+    "label-other-grid": (label_other_grid, _label, ("not on the ct grid",), False),
 }
 
 # Earlier outputs in predict's folder for the intact patients (item: earlier outputs trusted blindly)
