@@ -218,5 +218,7 @@ def output_lock(folder: PathLike, name: str, *, shared: bool = False, what: str 
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield lock
+        if not shared:
+            os.ftruncate(fd, 0)  # no stale process id for the next run's message
     finally:
         os.close(fd)  # releases the lock
