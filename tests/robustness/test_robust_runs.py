@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -236,3 +237,19 @@ def test_run_cli_reports_a_hang() -> None:
     """The corpus's own guard: a command that does not end fails the test instead of blocking it."""
     with pytest.raises(pytest.fail.Exception, match="hung"):
         run_cli(["--help"], timeout=0.001)
+
+
+# -- earlier preprocessing outputs that are not complete ---------------------------------------------
+@pytest.mark.parametrize("damage", ["truncated", "zero-byte", "text"])
+def test_damaged_preprocessed_output_is_redone(
+    damage: str, raw_dataset: Path, preprocessed: Path, tmp_path: Path
+) -> None:
+    """A damaged output image no longer counts as "up to date": that case is redone, the others kept."""
+    out = tmp_path / "pre"
+    shutil.copytree(preprocessed, out)
+    victim = sorted(out.glob("*/*_pt.nii.gz"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes({"truncated": data[:-20], "zero-byte": b"", "text": b"not an image\n"}[damage])
+    code, output = invoke(["preprocess", raw_dataset, out, *SMALL])
+    assert code == 0 and "1 done" in output and f"{N_GOOD - 1} up to date" in output, output
+    _assert_same_arrays(out, preprocessed)

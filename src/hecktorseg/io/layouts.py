@@ -31,6 +31,7 @@ from hecktorseg.errors import DataError, GeometryError, LayoutError
 from hecktorseg.io._reading import check_file_complete, read_image
 from hecktorseg.io.bbox import BBox
 from hecktorseg.io.case import Case, Layout
+from hecktorseg.io.files import check_input_file
 from hecktorseg.io.geometry import Geometry
 from hecktorseg.io.tables import read_bbox_table
 from hecktorseg.typing import PathLike
@@ -184,6 +185,8 @@ def read_nnunet_dataset_json(root: PathLike) -> dict[str, Any]:
         The file is missing, not JSON, or lacks a CT or PET channel.
     """
     path = Path(root) / "dataset.json"
+    if path.exists():
+        check_input_file(path, what="nnU-Net dataset.json")  # a FIFO would block the read
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
