@@ -12,6 +12,7 @@ from hecktorseg.cli._common import console, err_console, handle_errors, progress
 HELP = """Draw OUT_DIR/<PID>.png for each case: CT and PET slices (axial, coronal, sagittal) through the tumour, ground truth in green and prediction in red.
 
 CASE_OR_DIR is a dataset (any layout), a preprocessed dataset, or one case's folder.
+A case that cannot be drawn is reported and the others are drawn; the exit code is then 1.
 """
 
 
