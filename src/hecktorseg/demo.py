@@ -21,7 +21,7 @@ from pathlib import Path
 import attrs
 
 from hecktorseg.errors import ConfigError
-from hecktorseg.io import atomic_write_text
+from hecktorseg.io import atomic_write_text, ensure_output_dir
 from hecktorseg.typing import PathLike
 
 __all__ = ["DemoConfig", "DemoResult", "StageCallback", "departures_from_paper", "run_demo"]
@@ -116,8 +116,8 @@ def run_demo(
     from hecktorseg.training import TrainConfig, train
 
     cfg = config or DemoConfig()
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
+    out = ensure_output_dir(out_dir)
+    if any(out.iterdir()):
         if not force:
             raise ConfigError(
                 "output folder is not empty",
@@ -125,7 +125,7 @@ def run_demo(
                 hint="choose another folder or pass --force to replace it",
             )
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        ensure_output_dir(out)
     start = time.perf_counter()
 
     # 1. synthetic HECKTOR 2020-style data; the last n_test patients are held out.

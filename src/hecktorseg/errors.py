@@ -17,6 +17,7 @@ __all__ = [
     "GeometryError",
     "HecktorsegError",
     "LayoutError",
+    "OutputError",
 ]
 
 
@@ -68,3 +69,7 @@ class ConfigError(HecktorsegError):
 
 class CheckpointError(HecktorsegError):
     """A checkpoint file cannot be read or does not hold what was expected."""
+
+
+class OutputError(HecktorsegError):
+    """An output file or folder cannot be written (not a folder, read-only, in use by another run, …)."""

@@ -74,8 +74,32 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(code=130) from None
+        except OSError as exc:  # a file system problem the library did not anticipate: still one line
+            err_console.print(f"[bold red]error:[/] {_os_error_line(exc)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+        except MemoryError:
+            err_console.print(
+                "[bold red]error:[/] out of memory — use smaller inputs or a machine with more memory "
+                "(run with -v for details)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=1) from None
 
     return typing.cast(F, wrapper)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an :class:`OSError`: the path, what the system said and how to fix it."""
+    where = exc.filename if exc.filename is not None else "(unknown path)"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)):
+        hint = "check that the path is a folder/file as expected and that you may write there"
+    elif isinstance(exc, FileNotFoundError):
+        hint = "check the path"
+    else:
+        hint = "check the path, the free space and the permissions"
+    return f"{where}: {reason} — {hint}"
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from hecktorseg.cli._common import console, handle_errors, progress_bar
+from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar
 
 HELP = """Score PRED_DIR/<PID>.nii.gz against the ground truth by one edition's official rules.
 
@@ -138,6 +138,11 @@ def register(app: typer.Typer) -> None:
             else:
                 summary.add_row(key, _fmt(value))
         console.print(summary)
+        for case in result.cases:
+            if case.status == "invalid" and case.message:
+                err_console.print(
+                    f"[yellow]{case.patient_id}:[/] {case.message}", highlight=False, soft_wrap=True
+                )
         if result.summary_json is not None:
             console.print(f"wrote {result.per_case_csv} and {result.summary_json}", highlight=False)
 

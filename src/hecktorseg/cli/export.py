@@ -8,6 +8,9 @@ import typer
 
 from hecktorseg.cli._common import console, handle_errors
 
+_MAX_BATCH = 64
+_MAX_SIDE = 512
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``export`` command to ``app``."""
@@ -33,6 +36,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a model to ONNX or TorchScript and check it against eager PyTorch."""
         from hecktorseg.errors import ConfigError
+        from hecktorseg.io import ensure_output_dir
         from hecktorseg.models import EXPORT_SUFFIXES, export_model, load_any_checkpoint, verify_export
 
         if output.suffix not in EXPORT_SUFFIXES:
@@ -47,9 +51,16 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--shape must be integers N,C,Z,Y,X, got {shape!r}") from None
         if len(dims) != 5:
             raise ConfigError(f"--shape needs 5 integers N,C,Z,Y,X, got {shape!r}")
+        if min(dims) < 1 or dims[0] > _MAX_BATCH or max(dims[2:]) > _MAX_SIDE:
+            raise ConfigError(
+                f"--shape {shape!r} is out of range: N and C must be at least 1, N at most {_MAX_BATCH} "
+                f"and each side at most {_MAX_SIDE}",
+                hint="the shape is only an example for tracing; a small one such as 1,2,32,32,32 is best",
+            )
         if output.exists() and not force:
             raise ConfigError("output exists", path=output, hint="pass --force to overwrite it")
 
+        ensure_output_dir(output.parent)  # before the (slow) load: an unwritable target fails at once
         loaded = load_any_checkpoint(checkpoint)
         with console.status(f"exporting to {output} ..."):
             path = export_model(loaded.model, output, shape=dims, verify=False)

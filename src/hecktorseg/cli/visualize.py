@@ -7,11 +7,12 @@ from typing import Optional
 
 import typer
 
-from hecktorseg.cli._common import console, handle_errors, progress_bar
+from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar
 
 HELP = """Draw OUT_DIR/<PID>.png for each case: CT and PET slices (axial, coronal, sagittal) through the tumour, GTVp (label 1) in green and GTVn (label 2) in magenta, ground truth solid and prediction dashed, with a legend.
 
 CASE_OR_DIR is a dataset (any layout), a preprocessed dataset, or one case's folder.
+A case that cannot be drawn is reported and the others are drawn; the exit code is then 1.
 """
 
 
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from hecktorseg.evaluation import visualize_dataset
 
+        failed: dict[str, str] = {}
         with progress_bar("drawing") as update:
             written = visualize_dataset(
                 case_or_dir,
@@ -41,5 +43,10 @@ def register(app: typer.Typer) -> None:
                 layout=layout,
                 overwrite=force,
                 progress=update,
+                errors=failed,
             )
-        console.print(f"{len(written)} picture(s) in {out_dir}", highlight=False)
+        console.print(f"{len(written)} picture(s) in {out_dir}, {len(failed)} failed", highlight=False)
+        for pid, reason in failed.items():
+            err_console.print(f"[red]failed[/] {pid}: {reason}", highlight=False, soft_wrap=True)
+        if failed:
+            raise typer.Exit(code=1)

@@ -248,10 +248,20 @@ def load_yaml(cls: type[T], path: PathLike, *, section: str | None = None, base:
         sets, even to ``null``, overrides ``base``.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError("configuration path is a folder", path=p, hint="give the YAML file itself")
+    if p.exists() and not p.is_file():  # a FIFO or device would block or never end
+        raise ConfigError("configuration path is not a regular file", path=p, hint="give the YAML file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("configuration file not found", path=p) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not a UTF-8 text file (byte {exc.start})", path=p, hint="save the YAML file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file ({exc.strerror or exc})", path=p) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", path=p) from None
     if data is None:

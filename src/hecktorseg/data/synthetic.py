@@ -63,6 +63,7 @@ from hecktorseg.io import (
     atomic_write_bytes,
     atomic_write_text,
     centre_of,
+    ensure_output_dir,
     layout_paths,
     layout_spec,
     parse_layout,
@@ -813,16 +814,13 @@ def write_synthetic_dataset(
     cfg = SyntheticConfig() if config is None else config
     if n_cases < 1:
         raise ConfigError(f"n_cases must be at least 1, got {n_cases}")
-    root = Path(out_dir)
-    if root.exists() and not root.is_dir():
-        raise DataError("output path exists and is not a folder", path=root, hint="choose another folder")
-    if root.is_dir() and any(root.iterdir()) and not force:
+    root = ensure_output_dir(out_dir)
+    if any(root.iterdir()) and not force:
         raise DataError(
             "output folder is not empty",
             path=root,
             hint="choose an empty folder or pass force=True (--force) to write into it",
         )
-    root.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if cfg.compress else ".nii"
     cases: list[Case] = []
     boxes: dict[str, BBox] = {}

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from hecktorseg.errors import DataError, GeometryError, LayoutError
 from hecktorseg.evaluation.ranking import RANKING_COLUMNS, RunRanking
 from hecktorseg.evaluation.rules import RULES, EditionRules, ScoringOptions, get_rules
-from hecktorseg.evaluation.scoring import CaseScore
+from hecktorseg.evaluation.scoring import CaseScore, check_box_overlaps
 from hecktorseg.io import (
     IMAGE_SUFFIXES,
     BBox,
@@ -228,7 +228,7 @@ def find_ground_truth(
         raise DataError("ground-truth folder not found", path=root, hint="give a dataset or a label folder")
     patient_folders = layout is not None and str(getattr(layout, "value", layout)) in _PATIENT_FOLDER_LAYOUTS
     try:
-        cases = discover_cases(root, layout=layout, bbox_table=bbox_table)
+        cases = discover_cases(root, layout=layout, bbox_table=bbox_table, strict=False)  # PET/CT unused
     except LayoutError:
         if layout is not None and not patient_folders:
             raise
@@ -432,6 +432,14 @@ def _score_one(
     strict: bool,
 ) -> CaseScore:
     pid = truth.patient_id
+    if rules.needs_box:
+        try:
+            check_box_overlaps(truth.bbox, gt, pid)
+        except GeometryError as exc:
+            if strict:
+                raise
+            logger.error("case %s: not scored: %s", pid, exc)
+            return CaseScore(pid, "invalid", dict.fromkeys(rules.metric_columns, math.nan), str(exc))
     if pred_path is None:
         logger.warning("case %s: no prediction found; scored as missing", pid)
         return attrs.evolve(rules.score(None, gt, truth.bbox, pid, options), message="no prediction file")

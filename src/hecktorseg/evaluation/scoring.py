@@ -13,6 +13,10 @@
     Ranking: mean Dice and median HD95. ``official_spacing_quirk=True``
     reproduces the official script, which passed the spacing in (x, y, z)
     order to arrays in (z, y, x) order.
+    In both editions a box lying entirely outside the ground-truth image is an
+    error (:func:`check_box_overlaps`); :func:`~hecktorseg.evaluation.evaluate`
+    reports such a case as ``invalid`` with NaN metrics and says why, instead of
+    scoring an all-background grid (which gave HD95 0 and surface Dice 1).
 2022
     The prediction's spacing must equal the ground truth's; the prediction is
     resampled (nearest) onto the ground-truth grid. Per label (1 GTVp, 2 GTVn)
@@ -52,6 +56,7 @@ __all__ = [
     "CaseScore",
     "aggregated_dice",
     "box_grid",
+    "check_box_overlaps",
     "missing_score",
     "resample_to_box",
     "score_2020",
@@ -181,6 +186,34 @@ def _extras(
     }
 
 
+def check_box_overlaps(bbox: BBox | None, ground_truth: sitk.Image, patient_id: str = "") -> None:
+    """Raise unless the box (if any) overlaps the ground-truth image.
+
+    A box entirely outside the image would be scored on an all-background grid:
+    an empty prediction would then get HD95 0 and surface Dice 1, numbers that
+    mean nothing. Such a case is an error (in :func:`~hecktorseg.evaluation.evaluate`:
+    status ``"invalid"`` with NaN metrics and this message, unless ``strict``).
+
+    Raises
+    ------
+    GeometryError
+        The box and the image do not overlap.
+    """
+    if bbox is None:
+        return
+    lower, upper = Geometry.from_image(ground_truth).world_bounds()
+    if np.all(np.minimum(upper, bbox.upper) > np.maximum(lower, bbox.lower)):
+        return
+    fmt = ", ".join
+    raise GeometryError(
+        f"case {patient_id}: the box (lower {fmt(f'{v:.1f}' for v in bbox.lower)}, upper "
+        f"{fmt(f'{v:.1f}' for v in bbox.upper)} mm) lies entirely outside the ground-truth image "
+        f"(lower {fmt(f'{v:.1f}' for v in lower)}, upper {fmt(f'{v:.1f}' for v in upper)} mm); "
+        "no metric is defined",
+        hint="check the box table row of this case (world coordinates in mm)",
+    )
+
+
 def _box_or_grid(bbox: BBox | None, gt: sitk.Image) -> BBox:
     if bbox is not None:
         return bbox
@@ -273,6 +306,7 @@ def _score_box(
     quirk: bool,
 ) -> CaseScore:
     _check_values(ground_truth, _BINARY, "ground truth", patient_id)
+    check_box_overlaps(bbox, ground_truth, patient_id)
     spacing_xyz = tuple(float(s) for s in ground_truth.GetSpacing())
     box = _box_or_grid(bbox, ground_truth)
     gt = resample_to_box(ground_truth, box, spacing_xyz)

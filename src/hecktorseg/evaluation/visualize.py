@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import SimpleITK as sitk
 
-from hecktorseg.errors import DataError, LayoutError
-from hecktorseg.io import Case, Layout, atomic_path, read_image
+from hecktorseg.errors import DataError, HecktorsegError, LayoutError
+from hecktorseg.io import Case, Layout, atomic_path, ensure_output_dir, read_image
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
@@ -264,7 +264,7 @@ def find_visualization_cases(
         if single is not None:
             return [single]
     try:
-        cases = discover_cases(root, layout=layout)
+        cases = discover_cases(root, layout=layout, strict=False)  # a missing image fails that case only
     except LayoutError:
         if layout is not None:
             raise
@@ -289,6 +289,7 @@ def visualize_dataset(
     layout: Layout | str | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    errors: dict[str, str] | None = None,
 ) -> list[Path]:
     """Draw ``OUT_DIR/<PID>.png`` for every case of a dataset (or one case folder).
 
@@ -306,27 +307,45 @@ def visualize_dataset(
         Redraw existing PNGs (otherwise they are skipped).
     progress
         ``callback(completed, total, patient_id)``.
+    errors
+        If given, a case that cannot be drawn (unreadable image, …) is recorded
+        here as ``patient id → message`` and the other cases are drawn; without
+        it the first such case raises.
 
     Returns
     -------
     list[pathlib.Path]
         The PNGs written or already present.
+
+    Raises
+    ------
+    HecktorsegError
+        The folder holds no case, the output folder cannot be written, or (without
+        ``errors``) a case cannot be drawn.
     """
     from hecktorseg.evaluation.dataset import find_prediction
 
     cases = find_visualization_cases(case_or_dir, layout=layout)
-    out_root = Path(out_dir)
+    out_root = ensure_output_dir(out_dir)
     written: list[Path] = []
     for i, (pid, ct_path, pet_path, label_path) in enumerate(cases):
         dest = out_root / f"{pid}.png"
-        if dest.exists() and not overwrite:
+        if dest.is_file() and not overwrite:
             logger.info("%s exists; skipped", dest)
+            written.append(dest)
         else:
             pred = find_prediction(predictions_dir, pid) if predictions_dir is not None else None
             if predictions_dir is not None and pred is None:
                 logger.warning("case %s: no prediction in %s", pid, predictions_dir)
-            visualize_case(ct_path, pet_path, label_path, pred, dest, title=pid)
-        written.append(dest)
+            try:
+                visualize_case(ct_path, pet_path, label_path, pred, dest, title=pid)
+            except HecktorsegError as exc:
+                if errors is None:
+                    raise
+                errors[pid] = str(exc)
+                logger.error("case %s not drawn: %s", pid, exc)
+            else:
+                written.append(dest)
         if progress is not None:
             progress(i + 1, len(cases), pid)
     return written

@@ -14,7 +14,15 @@ import attrs
 
 from hecktorseg.errors import HecktorsegError
 from hecktorseg.inference.predictor import Predictor
-from hecktorseg.io import Case, Layout, discover_cases, write_image
+from hecktorseg.io import (
+    Case,
+    Layout,
+    check_image_file,
+    discover_cases,
+    ensure_output_dir,
+    output_file_error,
+    write_image,
+)
 from hecktorseg.preprocessing import PreprocessedCase, select_part
 from hecktorseg.typing import PathLike, ProgressCallback
 
@@ -40,7 +48,7 @@ class PredictReport:
     done
         Patient ids predicted in this run.
     skipped
-        Patient ids whose output already existed (not overwritten).
+        Patient ids whose output already existed as a complete image (not overwritten).
     failed
         Patient id → reason, for cases that could not be predicted.
     seconds
@@ -97,7 +105,9 @@ def predict_dataset(
     num_parts, part_id
         Predict only share ``part_id`` of ``num_parts`` (sorted ids, index % P == K, as :func:`hecktorseg.preprocessing.select_part`).
     overwrite
-        Replace existing outputs (otherwise those cases are skipped).
+        Replace existing outputs (otherwise those cases are skipped). An existing
+        output that is not a complete image (empty, truncated, not NIfTI) is
+        always redone; a folder in the way of an output fails that case.
     workers
         Threads that read and resample the next cases while the models
         predict the current one (0: everything in the calling thread). Reading,
@@ -115,19 +125,21 @@ def predict_dataset(
     cases = select_part(
         discover_cases(input_dir, layout=layout, bbox_table=bbox_table, strict=False), num_parts, part_id
     )
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_output_dir(Path(output_dir))
     done: list[str] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
     seconds: list[float] = []
     todo: list[Case] = []
     for case in cases:
-        if not overwrite and all(
-            p.exists() for p in _outputs(out, case.patient_id, save_probabilities, save_uncertainty)
-        ):
+        outputs = _outputs(out, case.patient_id, save_probabilities, save_uncertainty)
+        blocked = [p for p in _outputs(out, case.patient_id, True, True) if p.is_dir()]
+        if blocked:
+            failed[case.patient_id] = str(output_file_error(IsADirectoryError(), blocked[0], "mask"))
+            logger.error("case %s failed: %s", case.patient_id, failed[case.patient_id])
+        elif not overwrite and all(p.exists() for p in outputs) and _valid(outputs):
             skipped.append(case.patient_id)
-            logger.debug("%s exists; skipped", out / f"{case.patient_id}.nii.gz")
+            logger.debug("%s exists; skipped", outputs[0])
         else:
             todo.append(case)
     if progress is not None and skipped:
@@ -166,6 +178,17 @@ def predict_dataset(
 
 _CASE_ERRORS = (HecktorsegError, RuntimeError, ValueError, OSError, MemoryError)
 """Errors that fail one case and let the others go on."""
+
+
+def _valid(paths: Sequence[Path]) -> bool:
+    """Whether earlier outputs are complete images (header and size); invalid ones are redone."""
+    for path in paths:
+        try:
+            check_image_file(path)
+        except HecktorsegError as exc:
+            logger.warning("earlier output is not a complete image, predicting again: %s", exc)
+            return False
+    return True
 
 
 def _outputs(out: Path, pid: str, probabilities: bool, uncertainty: bool) -> list[Path]:

@@ -8,7 +8,13 @@ The bottom layer of hecktorseg: it imports nothing else from the package but
 :mod:`hecktorseg.errors` and :mod:`hecktorseg.typing`.
 """
 
-from hecktorseg.io._reading import check_file_complete, read_image, read_images, set_io_threads
+from hecktorseg.io._reading import (
+    check_file_complete,
+    check_image_file,
+    read_image,
+    read_images,
+    set_io_threads,
+)
 from hecktorseg.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from hecktorseg.io.bbox import BBox
 from hecktorseg.io.case import Case, Layout
@@ -19,6 +25,13 @@ from hecktorseg.io.clinical import (
     centre_of,
     merge_clinical_tables,
     read_clinical_table,
+)
+from hecktorseg.io.files import (
+    check_input_file,
+    ensure_output_dir,
+    is_stale_temp,
+    output_file_error,
+    output_lock,
 )
 from hecktorseg.io.geometry import IDENTITY_DIRECTION, Geometry
 from hecktorseg.io.image import (
@@ -84,14 +97,20 @@ __all__ = [
     "centre_from_id",
     "centre_of",
     "check_file_complete",
+    "check_image_file",
+    "check_input_file",
     "detect_layout",
     "discover_cases",
+    "ensure_output_dir",
     "find_bbox_tables",
     "find_clinical_tables",
     "image_to_array",
+    "is_stale_temp",
     "layout_paths",
     "layout_spec",
     "merge_clinical_tables",
+    "output_file_error",
+    "output_lock",
     "parse_layout",
     "read_bbox_table",
     "read_clinical_table",

@@ -27,10 +27,22 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError
+from hecktorseg.io.files import check_input_file
 from hecktorseg.io.image import ImageKind, read_image_itk, validate_image
 from hecktorseg.typing import PathLike
 
-__all__ = ["check_file_complete", "read_image", "read_images", "scan_nifti", "set_io_threads"]
+__all__ = [
+    "check_file_complete",
+    "check_image_file",
+    "read_image",
+    "read_images",
+    "scan_nifti",
+    "set_io_threads",
+]
+
+_GZIP_MAX_RATIO = 1100
+"""Deflate cannot expand data by more than ~1032:1; a header announcing more than this times the
+file's size cannot be right (and allocating it would exhaust the memory)."""
 
 _CHUNK = 1 << 22
 _FLOAT_CODES = {16: "f4", 64: "f8"}
@@ -81,6 +93,19 @@ def _header(raw: bytes, path: Path) -> tuple[str, int, int, int] | None:
         n_bytes = int(np.prod(dims[1 : ndim + 1])) * bitpix // 8
         return endian, datatype, n_bytes, max(offset, size + 4)
     return None
+
+
+def _check_declared_size(path: Path, info: tuple[str, int, int, int], gz: bool) -> None:
+    """Refuse a header announcing more voxel data than the file can possibly hold."""
+    size = path.stat().st_size
+    declared = info[2] + info[3]
+    limit = size * _GZIP_MAX_RATIO + (1 << 16) if gz else size
+    if declared > limit:
+        raise DataError(
+            f"header announces {declared:,} bytes of image data, more than a file of {size:,} bytes can hold",
+            path=path,
+            hint="the file is truncated or its header is corrupt; re-export or re-download it",
+        )
 
 
 def scan_nifti(path: str | os.PathLike[str], *, keep: bool = False) -> tuple[str, int, bytearray] | None:
@@ -136,6 +161,7 @@ def scan_nifti(path: str | os.PathLike[str], *, keep: bool = False) -> tuple[str
                     info = _header(head, p)
                     if info is None:
                         return None  # not NIfTI after all: leave it to the reader
+                    _check_declared_size(p, info, gz)
                     code = _FLOAT_CODES.get(info[1])
                     dtype = None if code is None else np.dtype(f"{info[0]}{code}")
                     out, head = head, b""
@@ -293,8 +319,13 @@ def read_images(
     """
     paths = [Path(r[0]) for r in requests]
     for p in paths:
-        if not p.exists():
-            raise DataError("file not found", path=p, hint="check the path and the dataset layout")
+        st = check_input_file(p, what="image file", allow_dir=True)
+        if st.st_size == 0 and p.is_file():
+            raise DataError(
+                "image file is empty (0 bytes)",
+                path=p,
+                hint="re-export or re-copy it; an earlier copy may have failed",
+            )
     threads = min(_threads(), len(paths))
     kinds = [(kind, labels) for _, kind, labels in requests]
     if threads <= 1:
@@ -307,9 +338,16 @@ def read_images(
 
 
 def _read_one(path: Path, kind: ImageKind, labels: Collection[int] | None) -> sitk.Image:
-    if not _is_nifti(path):
-        return _slow_read(path, kind, labels)
-    return _fast_read(path, kind, labels)
+    try:
+        if not _is_nifti(path):
+            return _slow_read(path, kind, labels)
+        return _fast_read(path, kind, labels)
+    except MemoryError:
+        raise DataError(
+            "not enough memory to read the image",
+            path=path,
+            hint="check the image size in its header; crop or downsample it first",
+        ) from None
 
 
 def read_image(
@@ -362,3 +400,63 @@ def check_file_complete(path: PathLike) -> None:
     p = Path(path)
     if _is_nifti(p):
         scan_nifti(p)
+
+
+def check_image_file(path: PathLike) -> None:
+    """Cheaply check that an image file written earlier is complete (header and size).
+
+    Used to decide whether an earlier output can be trusted as "done". A NIfTI
+    file's header gives the size of its voxel block; an uncompressed file must be
+    at least that long, and a ``.nii.gz`` file's gzip trailer (the uncompressed
+    size) must match it. Only the first few hundred bytes are decompressed. When
+    the trailer does not match (e.g. several gzip members), the file is scanned in
+    full (:func:`scan_nifti`). Files in other formats must open with ITK.
+
+    Raises
+    ------
+    DataError
+        The path is not a regular file (a folder, a FIFO, …), is empty, is not an
+        image, or is shorter than its header announces.
+    """
+    p = Path(path)
+    st = check_input_file(p, what="image file")
+    hint = "the earlier output is incomplete or not an image; it is redone (or delete it)"
+    if st.st_size == 0:
+        raise DataError("the file is empty", path=p, hint=hint)
+    name = p.name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(p))
+        try:
+            with _ITK_LOCK:
+                reader.ReadImageInformation()
+        except RuntimeError:
+            raise DataError("not a readable image", path=p, hint=hint) from None
+        return
+    gz = name.endswith(".gz")
+    try:
+        with p.open("rb") as handle:
+            raw = handle.read(1 << 16)
+            if gz:
+                try:
+                    head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(raw, 1024)
+                except zlib.error:
+                    raise DataError("not a gzip-compressed NIfTI file", path=p, hint=hint) from None
+                handle.seek(-4, os.SEEK_END)
+                trailer = int.from_bytes(handle.read(4), "little")
+            else:
+                head, trailer = raw, 0
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror or exc})", path=p, hint=hint) from None
+    info = _header(head, p)
+    if info is None:
+        raise DataError("not a NIfTI file", path=p, hint=hint)
+    expected = info[2] + info[3]
+    if not gz:
+        if st.st_size < expected:
+            raise DataError(
+                f"file holds {st.st_size} bytes, its header announces {expected}", path=p, hint=hint
+            )
+        return
+    if trailer != expected % (1 << 32):
+        scan_nifti(p)  # several gzip members or padding: the full check decides

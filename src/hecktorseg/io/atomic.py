@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from hecktorseg.io.files import ensure_output_dir, output_file_error
 from hecktorseg.typing import PathLike
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
@@ -21,7 +22,10 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     :func:`os.replace` is atomic on POSIX and Windows) and keeps the
     destination's suffixes, so writers that pick a format from the file name
     (SimpleITK, matplotlib, torch) still work. If the block raises, the
-    temporary file is removed and ``path`` is untouched.
+    temporary file is removed and ``path`` is untouched. The temporary name
+    holds the process id and a random part (``.NAME.<pid>-<random>.tmp…``), so
+    concurrent processes never share one and a cleanup can tell a stale one
+    (:func:`hecktorseg.io.files.is_stale_temp`).
 
     Parameters
     ----------
@@ -30,12 +34,24 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     suffix
         Suffix of the temporary file; defaults to all suffixes of ``path``
         (``.nii.gz`` stays ``.nii.gz``).
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created or written, or ``path`` is a folder.
     """
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(dest.parent)
+    if dest.is_dir():
+        raise output_file_error(IsADirectoryError(), dest)
     if suffix is None:
         suffix = "".join(dest.suffixes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix}", dir=dest.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{dest.name}.{os.getpid()}-", suffix=f".tmp{suffix}", dir=dest.parent
+        )
+    except OSError as exc:
+        raise output_file_error(exc, dest) from None
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600 files; give the result the permissions a plain open() would.
@@ -44,7 +60,10 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise output_file_error(exc, dest) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -24,6 +24,7 @@ from hecktorseg.io._reading import check_file_complete, read_image
 from hecktorseg.io.bbox import BBox
 from hecktorseg.io.case import Case, Layout
 from hecktorseg.io.clinical import ClinicalInfo, centre_from_id, centre_of, merge_clinical_tables
+from hecktorseg.io.files import check_input_file
 from hecktorseg.io.geometry import Geometry
 from hecktorseg.io.layout_specs import (
     IMAGE_SUFFIXES,
@@ -151,6 +152,8 @@ def read_nnunet_dataset_json(root: PathLike) -> dict[str, Any]:
         The file is missing, not JSON, or lacks a CT or PET channel.
     """
     path = Path(root) / "dataset.json"
+    if path.exists():
+        check_input_file(path, what="nnU-Net dataset.json")  # a FIFO would block the read
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -501,7 +504,7 @@ def discover_cases(
                 raise DataError(
                     f"patient {pid} has no row in the box table",
                     path=tables[0] if len(tables) == 1 else r,
-                    hint="add a row for it, or pass the matching box table (--bbox-table)",
+                    hint="add a row for it, or pass the matching box table (--bbox on the command line, bbox_table= in Python)",
                 )
             bbox = boxes[pid][0]
         info = clinical.get(pid, ClinicalInfo())

@@ -16,6 +16,7 @@ from pathlib import Path
 from hecktorseg.errors import DataError
 from hecktorseg.io.atomic import atomic_write_text
 from hecktorseg.io.bbox import BBox
+from hecktorseg.io.files import check_input_file
 from hecktorseg.typing import PathLike
 
 __all__ = ["BBOX_COLUMNS", "read_bbox_table", "write_bbox_table"]
@@ -48,6 +49,8 @@ def read_bbox_table(path: PathLike) -> dict[str, BBox]:
         the line number (the header is line 1).
     """
     p = Path(path)
+    if p.exists():
+        check_input_file(p, what="box table")  # a FIFO or device would block or never end
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

@@ -185,7 +185,8 @@ def read_checkpoint_file(path: PathLike, *, map_location: str | torch.device = "
     """
     src = Path(path)
     if not src.is_file():
-        raise CheckpointError("checkpoint file not found", path=src, hint="check the path")
+        what = "is a folder" if src.is_dir() else "is not a regular file" if src.exists() else "not found"
+        raise CheckpointError(f"checkpoint file {what}", path=src, hint="give the path of the .pt file")
     try:
         return torch.load(src, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +24,18 @@ import SimpleITK as sitk
 from hecktorseg._version import __version__
 from hecktorseg.config import to_dict
 from hecktorseg.errors import ConfigError, DataError, HecktorsegError
-from hecktorseg.io import Case, Layout, layout_paths, set_io_threads, write_image
+from hecktorseg.io import (
+    Case,
+    Layout,
+    check_image_file,
+    check_input_file,
+    ensure_output_dir,
+    is_stale_temp,
+    layout_paths,
+    output_lock,
+    set_io_threads,
+    write_image,
+)
 from hecktorseg.preprocessing.case import preprocess_case
 from hecktorseg.preprocessing.config import PreprocessConfig, default_preprocess_config
 from hecktorseg.preprocessing.manifest import (
@@ -138,12 +154,13 @@ def _sources(case: Case) -> dict[str, SourceFile]:
     out = {}
     for role, path in roles.items():
         p = Path(path)
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             raise DataError(
                 f"patient {case.patient_id}: {role} file not found",
                 path=p,
                 hint="check the dataset folder; the other cases are processed anyway",
             )
+        check_input_file(p, what=f"patient {case.patient_id}: {role} file", allow_dir=True)
         try:
             out[role] = SourceFile(p.absolute(), sha256_file(p))
         except OSError as exc:
@@ -171,7 +188,17 @@ def _up_to_date(case: Case, sources: dict[str, SourceFile], config: PreprocessCo
         return False
     if table_box is None and entry.box_source == "table":
         return False
-    return entry.outputs_exist()
+    if not entry.outputs_exist():
+        return False
+    for path in (entry.ct_path, entry.pet_path, entry.label_path):
+        if path is None:
+            continue
+        try:
+            check_image_file(path)  # header + size: a truncated or replaced output is redone
+        except HecktorsegError as exc:
+            logger.info("earlier output is not valid, redoing %s: %s", case.patient_id, exc)
+            return False
+    return True
 
 
 def _clean_case_dir(folder: Path, patient_id: str) -> None:
@@ -179,7 +206,7 @@ def _clean_case_dir(folder: Path, patient_id: str) -> None:
     if not folder.is_dir():
         return
     for p in folder.iterdir():
-        stray_tmp = p.name.startswith(".") and ".tmp" in p.name
+        stray_tmp = p.name.startswith(".") and ".tmp" in p.name and is_stale_temp(p)
         ours = p.name.startswith(f"{patient_id}_") and (p.name.endswith((".nii.gz", ".nii", ".json")))
         if p.is_file() and (stray_tmp or ours):
             with contextlib.suppress(FileNotFoundError):
@@ -315,10 +342,50 @@ def _run_case(
         return _Outcome(pid, "failed", f"unexpected {type(exc).__name__}: {text[-1] if text else ''}")
 
 
-def _init_worker() -> None:
-    """Worker processes do the parallelism: one SimpleITK thread and sequential reads in each."""
+def _init_worker(parent: int | None = None) -> None:
+    """Worker processes do the parallelism: one SimpleITK thread and sequential reads in each.
+
+    A worker also dies with its parent (see :func:`_tie_to_parent`), so that a
+    ``kill -9`` of the main process leaves no orphans behind.
+    """
+    if parent is not None:
+        _tie_to_parent(parent)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     set_io_threads(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _tie_to_parent(parent: int) -> None:
+    """End this process when process ``parent`` ends, however it ends.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``);
+    everywhere a daemon thread also checks once a second whether the parent is
+    still there (its id as parent process).
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above: go now
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="hecktorseg-parent-watch", daemon=True).start()
+
+
+def _worker_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A pool of ``workers`` spawned processes that exit when this process dies (even by SIGKILL)."""
+    ctx = multiprocessing.get_context("spawn")  # safe with threads (torch, ITK) in the parent
+    return cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+    )
 
 
 def _resolve_cases(
@@ -403,6 +470,10 @@ def preprocess_dataset(
     ConfigError
         Bad ``workers``/``num_parts``/``part_id``, duplicate patient ids, or grid sides
         that are not multiples of 16 (see :func:`check_trainable_size`).
+    OutputError
+        ``output_dir`` cannot be created or written, or another run is writing
+        into it (a lock file ``OUT/.hecktorseg-preprocess.lock``; separate parts
+        of one ``num_parts`` split may run together).
     """
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
@@ -415,12 +486,43 @@ def preprocess_dataset(
         raise ConfigError(f"duplicate patient ids: {', '.join(dupes)}", hint="each case needs its own id")
     cases = select_part(all_cases, num_parts, part_id)
     unlabelled = {} if allow_missing_labels else missing_labels(all_cases)
-    out = Path(output_dir).absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_output_dir(Path(output_dir).absolute())
+    with contextlib.ExitStack() as locks:
+        # One run per folder (per part with num_parts > 1); parts of one split share it.
+        locks.enter_context(output_lock(out, LOCK_NAME, shared=num_parts > 1, what="preprocess run"))
+        if num_parts > 1:
+            locks.enter_context(
+                output_lock(
+                    out,
+                    f".hecktorseg-preprocess-part{part_id}of{num_parts}.lock",
+                    what=f"preprocess run of part {part_id} of {num_parts}",
+                )
+            )
+        return _preprocess_locked(
+            cases, out, cfg, workers, num_parts, force, progress, check_intensities, unlabelled
+        )
+
+
+LOCK_NAME = ".hecktorseg-preprocess.lock"
+"""Lock file in the output folder: a run holds it while it writes (shared between parts)."""
+
+
+def _preprocess_locked(
+    cases: list[Case],
+    out: Path,
+    cfg: PreprocessConfig,
+    workers: int,
+    num_parts: int,
+    force: bool,
+    progress: ProgressCallback | None,
+    check_intensities: bool,
+    unlabelled: Mapping[str, str],
+) -> PreprocessReport:
     if num_parts == 1:  # no other part can be writing the index right now
         for stray in out.glob(f".{MANIFEST_NAME}.*"):
-            with contextlib.suppress(FileNotFoundError):
-                stray.unlink()
+            if is_stale_temp(stray):
+                with contextlib.suppress(FileNotFoundError):
+                    stray.unlink()
     total = len(cases)
     outcomes: list[_Outcome] = []
 
@@ -449,10 +551,7 @@ def preprocess_dataset(
         for case in cases_to_run:
             note(_run_case(case, cfg, str(out), force, check_intensities))
     else:
-        ctx = multiprocessing.get_context("spawn")  # safe with threads (torch, ITK) in the parent
-        pool = cf.ProcessPoolExecutor(
-            max_workers=min(workers, len(cases_to_run)), mp_context=ctx, initializer=_init_worker
-        )
+        pool = _worker_pool(min(workers, len(cases_to_run)))
         try:
             futures = {
                 pool.submit(_run_case, case, cfg, str(out), force, check_intensities): case

@@ -62,7 +62,7 @@ import numpy.typing as npt
 from hecktorseg._version import __version__
 from hecktorseg.config import from_dict, to_dict
 from hecktorseg.errors import ConfigError, DataError
-from hecktorseg.io import BBox, ClinicalInfo, ClinicalValue, Geometry, atomic_write_text
+from hecktorseg.io import BBox, ClinicalInfo, ClinicalValue, Geometry, atomic_write_text, check_input_file
 from hecktorseg.io.clinical import to_clinical
 from hecktorseg.preprocessing.config import PreprocessConfig
 from hecktorseg.preprocessing.grid import pet_fov_mask
@@ -98,10 +98,12 @@ def record_path(out_dir: PathLike, patient_id: str) -> Path:
 def sha256_file(path: PathLike, *, chunk: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file, or of every file (names and contents, sorted) under a folder."""
     p = Path(path)
+    check_input_file(p, allow_dir=True)  # a FIFO or /dev/zero would block or never end
     digest = hashlib.sha256()
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
     for f in files:
         if p.is_dir():
+            check_input_file(f)
             digest.update(f.relative_to(p).as_posix().encode("utf-8") + b"\0")
         with f.open("rb") as handle:
             while block := handle.read(chunk):

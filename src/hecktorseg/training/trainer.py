@@ -54,6 +54,7 @@ from hecktorseg.data import (
 from hecktorseg.data.augmentation import Transform
 from hecktorseg.data.dataset import sample_seed
 from hecktorseg.errors import CheckpointError, ConfigError, DataError
+from hecktorseg.io import ensure_output_dir
 from hecktorseg.losses import build_loss
 from hecktorseg.models import (
     SIZE_DIVISOR,
@@ -332,7 +333,7 @@ def prepare_fold_dir(fold_dir: PathLike, *, resume: bool = False, force: bool = 
             logger.info("removed earlier results in %s (--force)", path)
         else:
             logger.info("replacing %s of a run that stopped before training (%s)", ", ".join(existing), path)
-    path.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(path)
     return path
 
 
@@ -639,7 +640,7 @@ class Trainer:
             elif resume:
                 logger.info("no %s yet: starting fold from scratch", self.last_path)
             if self.ctx.is_main:
-                self.fold_dir.mkdir(parents=True, exist_ok=True)
+                ensure_output_dir(self.fold_dir)
                 save_yaml(config, self.fold_dir / "config.yaml")
             if progress is not None and self.ctx.is_main:
                 progress(self.epoch, config.epochs, "starting")
