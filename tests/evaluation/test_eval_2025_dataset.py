@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from hecktorseg.cli import app
 from hecktorseg.data.synthetic import write_synthetic_dataset
-from hecktorseg.errors import DataError, GeometryError
+from hecktorseg.errors import DataError, GeometryError, LayoutError
 from hecktorseg.evaluation import evaluate, evaluate_runs, find_ground_truth, visualize_case
 from hecktorseg.evaluation.visualize import LABEL_COLOURS, _legend_entries
 
@@ -115,6 +115,32 @@ def test_evaluate_patient_folders_by_hand(
         "1",
     ]
     assert rows["CHUP-002"]["gtvn_fn"] == "1" and rows["CHUP-002"]["message"] == "no prediction file"
+
+
+def test_ground_truth_without_images_is_found_by_the_layout_records(
+    data: tuple[Path, Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, good, poor = data
+    # a patient without its PET (never read by the scoring) is still scored, not an abort
+    (root / "CHUP-002" / "CHUP-002__PT.nii.gz").unlink()
+    assert evaluate(poor, root, edition="2025").summary["gtvn_fn"] == POOR["gtvn_fn"]
+    # the label maps alone in patient folders: detected, and with the layout forced; quietly
+    labels_only = tmp_path / "labels_only"
+    for pid in _truth():
+        (labels_only / pid).mkdir(parents=True)
+        shutil.copy(root / pid / f"{pid}.nii.gz", labels_only / pid / f"{pid}.nii.gz")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        for layout in (None, "2025", "2026"):
+            truths = find_ground_truth(labels_only, layout=layout)
+            assert [t.label_path for t in truths] == [
+                labels_only / p / f"{p}.nii.gz" for p in sorted(_truth())
+            ]
+    assert not caplog.records
+    result = evaluate(good, labels_only, edition="2025")
+    assert result.summary["gtvn_f1_agg"] == 1.0 and result.summary["n_cases"] == 3
+    with pytest.raises(LayoutError, match="no cases of layout 2020"):
+        find_ground_truth(labels_only, layout="2020")
 
 
 def test_evaluate_runs_writes_ranking(data: tuple[Path, Path, Path], tmp_path: Path) -> None:
