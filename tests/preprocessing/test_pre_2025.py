@@ -205,3 +205,25 @@ def test_an_edited_clinical_table_redoes_the_cases_it_changes(tmp_path: Path) ->
     again = preprocess_dataset(root, tmp_path / "out", config)
     assert again.done == ["CHUM-001"] and again.skipped == ["CHUP-002", "CHUS-003"]
     assert read_manifest(tmp_path / "out").entries["CHUM-001"].centre == "7"
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".mha", ".mhd", ".nrrd"])
+def test_missing_label_message_names_the_label_with_the_ct_suffix(tmp_path: Path, suffix: str) -> None:
+    from hecktorseg.io import Case, Layout
+    from hecktorseg.preprocessing import missing_labels
+
+    def case(pid: str, labelled: bool) -> Case:
+        folder = tmp_path / pid
+        label = folder / f"{pid}{suffix}" if labelled else None
+        return Case(
+            pid,
+            "X",
+            folder / f"{pid}__CT{suffix}",
+            folder / f"{pid}__PT{suffix}",
+            label,
+            layout=Layout.HECKTOR2025,
+        )
+
+    reasons = missing_labels([case("A-001", True), case("A-002", True), case("A-003", False)])
+    assert list(reasons) == ["A-003"]
+    assert str(tmp_path / "A-003" / f"A-003{suffix}") in reasons["A-003"]  # every image suffix of io

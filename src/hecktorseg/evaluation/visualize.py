@@ -23,6 +23,7 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError, LayoutError
+from hecktorseg.evaluation.scoring import LABEL_NAMES_2022
 from hecktorseg.io import Case, Layout, atomic_path, read_image
 from hecktorseg.typing import PathLike, ProgressCallback
 
@@ -45,7 +46,7 @@ _LineStyle: TypeAlias = Literal["solid", "dashed"]
 LABEL_COLOURS: dict[int, str] = {1: "#00d000", 2: "#ff33ff"}
 """Contour colour per label value: GTVp / primary tumour green, GTVn / lymph nodes magenta."""
 
-LABEL_NAMES: dict[int, str] = {1: "GTVp", 2: "GTVn"}
+LABEL_NAMES: dict[int, str] = LABEL_NAMES_2022
 """Legend name per label value (label 1 is the primary tumour, GTVt in 2020/2021)."""
 
 SOURCE_STYLES: dict[str, _LineStyle] = {"ground truth": "solid", "prediction": "dashed"}

@@ -19,7 +19,15 @@ import SimpleITK as sitk
 from hecktorseg._version import __version__
 from hecktorseg.config import to_dict
 from hecktorseg.errors import ConfigError, DataError, HecktorsegError
-from hecktorseg.io import Case, Layout, layout_paths, set_io_threads, write_image
+from hecktorseg.io import (
+    IMAGE_SUFFIXES,
+    Case,
+    Layout,
+    layout_paths,
+    set_io_threads,
+    split_image_suffix,
+    write_image,
+)
 from hecktorseg.preprocessing.case import preprocess_case
 from hecktorseg.preprocessing.config import PreprocessConfig, default_preprocess_config
 from hecktorseg.preprocessing.manifest import (
@@ -210,7 +218,8 @@ def check_trainable_size(config: PreprocessConfig) -> None:
 def _expected_label(case: Case) -> Path:
     """Where the case's layout expects its label map (for messages)."""
     ct = Path(case.ct_path)
-    suffix = next((s for s in (".nii.gz", ".nii", ".mha", ".nrrd") if ct.name.endswith(s)), ".nii.gz")
+    split = split_image_suffix(ct.name)
+    suffix = split[1] if split is not None else IMAGE_SUFFIXES[0]
     if case.layout is None:
         return ct.parent
     root = ct.parent if case.layout is Layout.HECKTOR2021 else ct.parent.parent
