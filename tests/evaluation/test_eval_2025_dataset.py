@@ -22,7 +22,7 @@ from hecktorseg.cli import app
 from hecktorseg.data.synthetic import write_synthetic_dataset
 from hecktorseg.errors import DataError, GeometryError, LayoutError
 from hecktorseg.evaluation import evaluate, evaluate_runs, find_ground_truth, visualize_case
-from hecktorseg.evaluation.visualize import LABEL_COLOURS, _legend_entries
+from hecktorseg.evaluation.visualize import LABEL_COLOURS, _centre_index, _legend_entries
 
 SHAPE = (6, 8, 8)  # z, y, x
 SPACINGS = {"CHUM-001": (1.0, 1.0, 2.0), "CHUP-002": (1.0, 1.0, 1.0), "MDA-003": (0.5, 0.5, 1.0)}
@@ -261,3 +261,17 @@ def test_legend_and_colours_of_the_pictures(tmp_path: Path) -> None:
     magentaish = (r > 0.25) & (b > 0.25) & (g < 0.5 * np.minimum(r, b))
     assert greenish.sum() > 20 and magentaish.sum() > 20
     assert to_rgb(LABEL_COLOURS[1])[1] > 0.5 and min(to_rgb(LABEL_COLOURS[2])[::2]) > 0.5
+
+
+def test_slices_cross_in_a_structure() -> None:
+    nodes = np.zeros((20, 20, 20), np.float32)
+    nodes[2:4, 9:11, 2:4] = 2  # two nodes far apart: their centroid (z 9.5, x 9.5) lies in neither
+    nodes[15:17, 9:11, 15:17] = 2
+    z, y, x = _centre_index([nodes, None], nodes.shape)
+    assert nodes[z, y, x] == 2
+    both = nodes.copy()
+    both[8:12, 12:16, 8:12] = 1  # a primary tumour: the slices go through it, not the nodes
+    assert both[_centre_index([both], both.shape)] == 1
+    empty = np.zeros_like(nodes)
+    assert _centre_index([empty, nodes], nodes.shape) == (z, y, x)  # else the prediction
+    assert _centre_index([empty, None], nodes.shape) == (10, 10, 10)  # else the image centre
