@@ -19,9 +19,17 @@ With --predictions (2025/2026), several runs are scored and ranked as the challe
 """
 
 
-def _fmt(value: Any) -> str:
+_COUNT_COLUMNS = frozenset({"gtvn_lesions_gt", "gtvn_lesions_pred", "gtvn_tp", "gtvn_fp", "gtvn_fn"})
+"""Per-case columns holding counts (stored as floats, NaN when unknown): shown without decimals."""
+
+
+def _fmt(value: Any, *, count: bool = False) -> str:
     if isinstance(value, float):
-        return "—" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.4f}")
+        if math.isnan(value):
+            return "—"
+        if math.isinf(value):
+            return "inf"
+        return f"{value:.0f}" if count else f"{value:.4f}"
     return str(value)
 
 
@@ -126,7 +134,12 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, justify="right")
         for row in result.rows():
             style = None if row["status"] == "ok" else "yellow"
-            table.add_row(row["patient_id"], row["status"], *(_fmt(row[c]) for c in shown), style=style)
+            table.add_row(
+                row["patient_id"],
+                row["status"],
+                *(_fmt(row[c], count=c in _COUNT_COLUMNS) for c in shown),
+                style=style,
+            )
         console.print(table)
         summary = Table(title="summary", show_header=False)
         summary.add_column("key")
