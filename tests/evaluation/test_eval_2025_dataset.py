@@ -163,6 +163,11 @@ def test_evaluate_runs_writes_ranking(data: tuple[Path, Path, Path], tmp_path: P
     # two folders with one name are told apart
     twice = evaluate_runs([good, good], root, edition="2026")
     assert sorted(twice.runs) == ["good", "good-2"] and [r.rank_final for r in twice.ranking] == [1, 1]
+    # runs kept as <run>/preds are named by their run folders, not preds, preds-2
+    for run, source in (("runA", poor), ("runB", good)):
+        shutil.copytree(source, tmp_path / run / "preds")
+    ranked = evaluate_runs([tmp_path / "runA" / "preds", tmp_path / "runB" / "preds"], root, edition="2025")
+    assert [r.run for r in ranked.ranking] == ["runB-preds", "runA-preds"]
 
 
 def test_cli_single_and_several_runs(data: tuple[Path, Path, Path], tmp_path: Path) -> None:

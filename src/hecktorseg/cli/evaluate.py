@@ -15,7 +15,7 @@ HELP = """Score PRED_DIR/<PID>.nii.gz against the ground truth by one edition's 
 
 GT_DIR is a dataset (any layout hecktorseg reads, including the 2025/2026 <PID>/<PID>.nii.gz folders) or a folder of <PID>.nii.gz label maps. 2020: mean Dice (+ precision, recall) on the box grid; 2021: mean Dice and median HD95; 2022: aggregated Dice per label (GTVp, GTVn) and their mean; 2025 and 2026: GTVp mean Dice, GTVn aggregated Dice and aggregated F1 of lesion detection (IoU > 0.3), predictions on the ground-truth grid. Missing predictions are scored as the rules say. Writes OUT_DIR/per_case.csv and OUT_DIR/summary.json when OUT_DIR is given (as a third argument or with --out).
 
-With --predictions (2025/2026), several runs are scored and ranked as the challenge ranks teams: OUT_DIR/<run>/per_case.csv, OUT_DIR/<run>/summary.json and OUT_DIR/ranking.csv, a run being named by its folder.
+With --predictions (2025/2026), several runs are scored and ranked as the challenge ranks teams: OUT_DIR/<run>/per_case.csv, OUT_DIR/<run>/summary.json and OUT_DIR/ranking.csv, a run being named by its folder (runs/A/preds and runs/B/preds: A-preds and B-preds).
 """
 
 

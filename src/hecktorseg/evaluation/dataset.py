@@ -447,12 +447,17 @@ def _run_names(pred_dirs: Sequence[PathLike] | Mapping[str, PathLike]) -> dict[s
     if isinstance(pred_dirs, Mapping):
         named = {str(k): Path(v) for k, v in pred_dirs.items()}
     else:
+        paths = [Path(value) for value in pred_dirs]
+        parts = [p.resolve().parts[1:] or ("run",) for p in paths]
+        # each run by its folder's name; runs/A/preds and runs/B/preds by "A-preds" and "B-preds"
+        depth = 1
+        while depth < max(len(q) for q in parts) and len({q[-depth:] for q in parts}) < len(set(parts)):
+            depth += 1
         named = {}
-        for value in pred_dirs:
-            path = Path(value)
-            base = path.resolve().name or "run"
+        for path, q in zip(paths, parts, strict=True):
+            base = "-".join(q[-depth:])
             name, k = base, 2
-            while name in named:
+            while name in named:  # the same folder given twice
                 name, k = f"{base}-{k}", k + 1
             named[name] = path
     for name in named:
@@ -482,8 +487,10 @@ def evaluate_runs(
     Parameters
     ----------
     pred_dirs
-        The runs' prediction folders (a run is named by its folder name; a
-        repeated name gets ``-2``, ``-3``, …), or run name → folder.
+        The runs' prediction folders, or run name → folder. A run is named by its
+        folder's name; where two folders share their name, by as many parent folders
+        as tell them apart, joined by ``-`` (``runs/A/preds``, ``runs/B/preds`` →
+        ``A-preds``, ``B-preds``); the same folder given twice gets ``-2``, ``-3``, ….
     gt_dir, bbox_table, layout, official_spacing_quirk, tolerance_mm, strict
         As in :func:`evaluate`.
     edition
