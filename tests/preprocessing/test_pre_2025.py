@@ -245,3 +245,9 @@ def test_cli_paper_preset_on_a_gtvn_layout_warns_of_the_short_box(tmp_path: Path
     write_synthetic_dataset(old, n_cases=1, seed=0, config=TINY)
     result = runner.invoke(app, ["preprocess", str(old), str(tmp_path / "c"), "--preset", "paper", *short])
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_cli_size_help_names_the_gtvn_default() -> None:
+    result = CliRunner().invoke(app, ["preprocess", "--help"], env={"COLUMNS": "400"})
+    line = next(x for x in result.output.splitlines() if "--size" in x)
+    assert "144, 144, 176" in line and str(GTVN_SIZE) == "(144, 144, 176)"
