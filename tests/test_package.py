@@ -395,3 +395,19 @@ def test_paper_fold_lists_ship_as_package_data() -> None:
     # hatch's wheel target packages the whole src/hecktorseg folder, data files included
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'packages = ["src/hecktorseg"]' in pyproject
+
+
+def test_docs_directives_start_their_line() -> None:
+    # a directive glued to the text before it (``====.. list-table::``) renders as plain text
+    # without any Sphinx warning: docs/paper.rst lost its tables that way once
+    glued = [
+        f"{page.name}:{n}: {line.strip()}"
+        for page in sorted((ROOT / "docs").glob("*.rst"))
+        for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"\S\.\. [a-z-]+::", line) and not line.lstrip().startswith("..")
+    ]
+    assert not glued, glued
+    paper = (ROOT / "docs" / "paper.rst").read_text(encoding="utf-8")
+    # issue 11: the published targets, the paper-vs-default table, and the 8-model ensemble shown
+    assert "0.759" in paper and ".. list-table::" in paper and "--preset paper --all-folds" in paper
+    assert "--model 'runs/fold_*/best.pt'" in paper

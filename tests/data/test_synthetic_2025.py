@@ -130,3 +130,18 @@ def test_old_editions_draw_no_neck_level_nodes() -> None:
     assert ph.node_centers_mm and ph.has_primary
     assert all(abs(c[2] - ph.tumour_center_mm[2]) < 60 for c in ph.node_centers_mm)
     assert not make_phantom("CHGJ001", seed=0, config=TINY).node_centers_mm
+
+
+@pytest.mark.parametrize("edition", ["2020", "2021", "2022"])
+def test_centre_lists_are_the_layout_records(tmp_path: Path, edition: str) -> None:
+    from hecktorseg.data import synthetic
+    from hecktorseg.io import centre_of, discover_cases, layout_spec
+
+    centres = getattr(synthetic, f"CENTRES_{edition}")
+    assert centres == layout_spec(edition).synth.centres  # one list per edition
+    cases = synthetic.write_synthetic_dataset(
+        tmp_path / "d", n_cases=len(centres), edition=edition, seed=0, config=synthetic.SyntheticConfig.tiny()
+    )
+    # the phantoms cycle through exactly these centres, as the centre rule reads them back
+    assert sorted(centre_of(c.patient_id) for c in cases) == sorted(centres)
+    assert sorted(c.centre for c in discover_cases(tmp_path / "d")) == sorted(centres)

@@ -303,6 +303,18 @@ def test_rules_records() -> None:
 
 
 @pytest.mark.parametrize("edition", ["2020", "2021", "2022", "2025", "2026"])
+def test_each_edition_has_its_layouts_labels_and_names(edition: str) -> None:
+    from hecktorseg.evaluation.visualize import LABEL_NAMES
+    from hecktorseg.io import layout_spec
+
+    rules, spec = get_rules(edition), layout_spec(edition)
+    assert rules.labels == spec.labels  # one definition of the allowed labels: the layout record
+    assert dict(rules.label_names) == {v: n for v, n in enumerate(spec.label_names) if v}
+    if 2 in rules.labels:  # and one of the GTVp / GTVn names, shared by scoring and the pictures
+        assert dict(rules.label_names) == LABEL_NAMES
+
+
+@pytest.mark.parametrize("edition", ["2020", "2021", "2022", "2025", "2026"])
 def test_every_record_matches_its_scorer_and_summary(
     edition: str, make_image: Callable[..., sitk.Image]
 ) -> None:

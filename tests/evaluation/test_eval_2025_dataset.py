@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from hecktorseg.cli import app
 from hecktorseg.data.synthetic import write_synthetic_dataset
-from hecktorseg.errors import DataError, GeometryError
+from hecktorseg.errors import DataError, GeometryError, LayoutError
 from hecktorseg.evaluation import evaluate, evaluate_runs, find_ground_truth, visualize_case
-from hecktorseg.evaluation.visualize import LABEL_COLOURS, _legend_entries
+from hecktorseg.evaluation.visualize import LABEL_COLOURS, _centre_index, _legend_entries
 
 SHAPE = (6, 8, 8)  # z, y, x
 SPACINGS = {"CHUM-001": (1.0, 1.0, 2.0), "CHUP-002": (1.0, 1.0, 1.0), "MDA-003": (0.5, 0.5, 1.0)}
@@ -117,6 +117,32 @@ def test_evaluate_patient_folders_by_hand(
     assert rows["CHUP-002"]["gtvn_fn"] == "1" and rows["CHUP-002"]["message"] == "no prediction file"
 
 
+def test_ground_truth_without_images_is_found_by_the_layout_records(
+    data: tuple[Path, Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, good, poor = data
+    # a patient without its PET (never read by the scoring) is still scored, not an abort
+    (root / "CHUP-002" / "CHUP-002__PT.nii.gz").unlink()
+    assert evaluate(poor, root, edition="2025").summary["gtvn_fn"] == POOR["gtvn_fn"]
+    # the label maps alone in patient folders: detected, and with the layout forced; quietly
+    labels_only = tmp_path / "labels_only"
+    for pid in _truth():
+        (labels_only / pid).mkdir(parents=True)
+        shutil.copy(root / pid / f"{pid}.nii.gz", labels_only / pid / f"{pid}.nii.gz")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        for layout in (None, "2025", "2026"):
+            truths = find_ground_truth(labels_only, layout=layout)
+            assert [t.label_path for t in truths] == [
+                labels_only / p / f"{p}.nii.gz" for p in sorted(_truth())
+            ]
+    assert not caplog.records
+    result = evaluate(good, labels_only, edition="2025")
+    assert result.summary["gtvn_f1_agg"] == 1.0 and result.summary["n_cases"] == 3
+    with pytest.raises(LayoutError, match="no cases of layout 2020"):
+        find_ground_truth(labels_only, layout="2020")
+
+
 def test_evaluate_runs_writes_ranking(data: tuple[Path, Path, Path], tmp_path: Path) -> None:
     root, good, poor = data
     ranked = evaluate_runs([poor, good], root, edition="2025", out_dir=tmp_path / "ev")
@@ -137,6 +163,11 @@ def test_evaluate_runs_writes_ranking(data: tuple[Path, Path, Path], tmp_path: P
     # two folders with one name are told apart
     twice = evaluate_runs([good, good], root, edition="2026")
     assert sorted(twice.runs) == ["good", "good-2"] and [r.rank_final for r in twice.ranking] == [1, 1]
+    # runs kept as <run>/preds are named by their run folders, not preds, preds-2
+    for run, source in (("runA", poor), ("runB", good)):
+        shutil.copytree(source, tmp_path / run / "preds")
+    ranked = evaluate_runs([tmp_path / "runA" / "preds", tmp_path / "runB" / "preds"], root, edition="2025")
+    assert [r.run for r in ranked.ranking] == ["runB-preds", "runA-preds"]
 
 
 def test_cli_single_and_several_runs(data: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -147,6 +178,11 @@ def test_cli_single_and_several_runs(data: tuple[Path, Path, Path], tmp_path: Pa
     summary = json.loads((tmp_path / "one" / "summary.json").read_text())
     assert [k for k in summary if k in REQUIRED] == REQUIRED
     assert summary["gtvn_fn"] == 3
+    wide = runner.invoke(app, ["evaluate", str(poor), str(root), "--edition", "2025"], env={"COLUMNS": "200"})
+    row = next(line for line in wide.output.splitlines() if "CHUM-001" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    # patient, status, Dice GTVp, Dice GTVn (4 decimals); lesion counts as whole numbers: 2 GT, TP 1, FP 0, FN 1
+    assert cells == ["CHUM-001", "ok", "0.6667", "0.6667", "2", "1", "0", "1"]
     args = [
         "evaluate",
         str(poor),
@@ -235,3 +271,17 @@ def test_legend_and_colours_of_the_pictures(tmp_path: Path) -> None:
     magentaish = (r > 0.25) & (b > 0.25) & (g < 0.5 * np.minimum(r, b))
     assert greenish.sum() > 20 and magentaish.sum() > 20
     assert to_rgb(LABEL_COLOURS[1])[1] > 0.5 and min(to_rgb(LABEL_COLOURS[2])[::2]) > 0.5
+
+
+def test_slices_cross_in_a_structure() -> None:
+    nodes = np.zeros((20, 20, 20), np.float32)
+    nodes[2:4, 9:11, 2:4] = 2  # two nodes far apart: their centroid (z 9.5, x 9.5) lies in neither
+    nodes[15:17, 9:11, 15:17] = 2
+    z, y, x = _centre_index([nodes, None], nodes.shape)
+    assert nodes[z, y, x] == 2
+    both = nodes.copy()
+    both[8:12, 12:16, 8:12] = 1  # a primary tumour: the slices go through it, not the nodes
+    assert both[_centre_index([both], both.shape)] == 1
+    empty = np.zeros_like(nodes)
+    assert _centre_index([empty, nodes], nodes.shape) == (z, y, x)  # else the prediction
+    assert _centre_index([empty, None], nodes.shape) == (10, 10, 10)  # else the image centre

@@ -205,3 +205,49 @@ def test_an_edited_clinical_table_redoes_the_cases_it_changes(tmp_path: Path) ->
     again = preprocess_dataset(root, tmp_path / "out", config)
     assert again.done == ["CHUM-001"] and again.skipped == ["CHUP-002", "CHUS-003"]
     assert read_manifest(tmp_path / "out").entries["CHUM-001"].centre == "7"
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".mha", ".mhd", ".nrrd"])
+def test_missing_label_message_names_the_label_with_the_ct_suffix(tmp_path: Path, suffix: str) -> None:
+    from hecktorseg.io import Case, Layout
+    from hecktorseg.preprocessing import missing_labels
+
+    def case(pid: str, labelled: bool) -> Case:
+        folder = tmp_path / pid
+        label = folder / f"{pid}{suffix}" if labelled else None
+        return Case(
+            pid,
+            "X",
+            folder / f"{pid}__CT{suffix}",
+            folder / f"{pid}__PT{suffix}",
+            label,
+            layout=Layout.HECKTOR2025,
+        )
+
+    reasons = missing_labels([case("A-001", True), case("A-002", True), case("A-003", False)])
+    assert list(reasons) == ["A-003"]
+    assert str(tmp_path / "A-003" / f"A-003{suffix}") in reasons["A-003"]  # every image suffix of io
+
+
+def test_cli_paper_preset_on_a_gtvn_layout_warns_of_the_short_box(tmp_path: Path) -> None:
+    root = _dataset(tmp_path)
+    runner = CliRunner()
+    # the preset's 144 mm (4.5 mm x 32) instead of the layout's 176 mm: the flag that keeps the nodes
+    short = ["--spacing", "4.5", "--size", "32"]
+    result = runner.invoke(app, ["preprocess", str(root), str(tmp_path / "a"), "--preset", "paper", *short])
+    assert result.exit_code == 0, result.output
+    assert "--preset paper keeps the paper's box" in result.output and "--size 32,32,48" in result.output
+    # the taller grid: no warning (192 mm >= 176 mm)
+    result = runner.invoke(app, ["preprocess", str(root), str(tmp_path / "b"), "--preset", "paper", *SMALL])
+    assert result.exit_code == 0 and "keeps the paper's box" not in result.output
+    # a 2020 dataset (GTVp only): 144 mm is its default, nothing to warn of
+    old = tmp_path / "old"
+    write_synthetic_dataset(old, n_cases=1, seed=0, config=TINY)
+    result = runner.invoke(app, ["preprocess", str(old), str(tmp_path / "c"), "--preset", "paper", *short])
+    assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_cli_size_help_names_the_gtvn_default() -> None:
+    result = CliRunner().invoke(app, ["preprocess", "--help"], env={"COLUMNS": "400"})
+    line = next(x for x in result.output.splitlines() if "--size" in x)
+    assert "144, 144, 176" in line and str(GTVN_SIZE) == "(144, 144, 176)"

@@ -11,6 +11,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+import hecktorseg.cli.train
 import hecktorseg.training
 from hecktorseg.cli import app
 from hecktorseg.config import load_yaml
@@ -166,3 +167,12 @@ def test_cli_preprocess_preset_and_bad_preset(tmp_path: Path) -> None:
     assert config.size == (32, 32, 32)  # the flag beats the preset
     bad = runner.invoke(app, ["preprocess", str(raw), str(tmp_path / "x"), "--preset", "nope"])
     assert bad.exit_code == 1 and "--preset" in bad.output
+
+
+def test_train_help_quotes_the_ensemble_pattern() -> None:
+    # unquoted, the shell expands runs/fold_*/best.pt into several words and predict refuses them
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0
+    assert "--model 'runs/fold_*/best.pt'" in result.output
+    assert "--model runs/fold_*" not in result.output
+    assert "--model 'runs/fold_*/best.pt'" in (hecktorseg.cli.train.__doc__ or "")

@@ -15,13 +15,21 @@ HELP = """Score PRED_DIR/<PID>.nii.gz against the ground truth by one edition's 
 
 GT_DIR is a dataset (any layout hecktorseg reads, including the 2025/2026 <PID>/<PID>.nii.gz folders) or a folder of <PID>.nii.gz label maps. 2020: mean Dice (+ precision, recall) on the box grid; 2021: mean Dice and median HD95; 2022: aggregated Dice per label (GTVp, GTVn) and their mean; 2025 and 2026: GTVp mean Dice, GTVn aggregated Dice and aggregated F1 of lesion detection (IoU > 0.3), predictions on the ground-truth grid. Missing predictions are scored as the rules say. Writes OUT_DIR/per_case.csv and OUT_DIR/summary.json when OUT_DIR is given (as a third argument or with --out).
 
-With --predictions (2025/2026), several runs are scored and ranked as the challenge ranks teams: OUT_DIR/<run>/per_case.csv, OUT_DIR/<run>/summary.json and OUT_DIR/ranking.csv, a run being named by its folder.
+With --predictions (2025/2026), several runs are scored and ranked as the challenge ranks teams: OUT_DIR/<run>/per_case.csv, OUT_DIR/<run>/summary.json and OUT_DIR/ranking.csv, a run being named by its folder (runs/A/preds and runs/B/preds: A-preds and B-preds).
 """
 
 
-def _fmt(value: Any) -> str:
+_COUNT_COLUMNS = frozenset({"gtvn_lesions_gt", "gtvn_lesions_pred", "gtvn_tp", "gtvn_fp", "gtvn_fn"})
+"""Per-case columns holding counts (stored as floats, NaN when unknown): shown without decimals."""
+
+
+def _fmt(value: Any, *, count: bool = False) -> str:
     if isinstance(value, float):
-        return "—" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.4f}")
+        if math.isnan(value):
+            return "—"
+        if math.isinf(value):
+            return "inf"
+        return f"{value:.0f}" if count else f"{value:.4f}"
     return str(value)
 
 
@@ -126,7 +134,12 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, justify="right")
         for row in result.rows():
             style = None if row["status"] == "ok" else "yellow"
-            table.add_row(row["patient_id"], row["status"], *(_fmt(row[c]) for c in shown), style=style)
+            table.add_row(
+                row["patient_id"],
+                row["status"],
+                *(_fmt(row[c], count=c in _COUNT_COLUMNS) for c in shown),
+                style=style,
+            )
         console.print(table)
         summary = Table(title="summary", show_header=False)
         summary.add_column("key")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar, with_config_options
+from hecktorseg.preprocessing import GRID_MULTIPLE
 from hecktorseg.preprocessing.config import PreprocessConfig
 
 HELP = """Resample PET, CT (and label maps) onto one reference grid in the head-and-neck box.
@@ -97,6 +99,8 @@ def register(app: typer.Typer) -> None:
             config = load_yaml(PreprocessConfig, config_file, section="preprocess", base=base)
         config = merge(config, overrides, where="command line")
         check_trainable_size(config)
+        if cases:
+            _warn_short_box(config, default_preprocess_config(cases[0].layout), preset)
         select_part(cases, num_parts, part_id)  # checks --num-parts/--part-id before the bar starts
         with progress_bar("preprocess") as progress:
             report = preprocess_dataset(
@@ -127,3 +131,23 @@ def register(app: typer.Typer) -> None:
             for pid, reason in report.failed.items():
                 err_console.print(f"  {pid}: {reason}", highlight=False, soft_wrap=True, markup=False)
             raise typer.Exit(code=1)
+
+
+def _warn_short_box(config: PreprocessConfig, layout_default: PreprocessConfig, preset: str | None) -> None:
+    """Warn when the box is shorter than the measured default of a layout whose labels include GTVn."""
+    height, wanted = config.auto_box_size[2], layout_default.auto_box_size[2]
+    if height >= wanted:
+        return
+    source = "--preset paper keeps the paper's box (GTVp only)" if preset == "paper" else "the settings give"
+    if config.box_size_mm is None:
+        z = math.ceil(wanted / config.spacing[2] / GRID_MULTIPLE) * GRID_MULTIPLE
+        fix = f"--size {config.size[0]},{config.size[1]},{z}"
+    else:
+        fix = f"--box-size-mm {config.box_size_mm[0]:g},{config.box_size_mm[1]:g},{wanted:g}"
+    err_console.print(
+        f"[yellow]warning:[/] {source}: a box {height:g} mm tall, but this dataset's labels include "
+        f"lymph nodes (GTVn), which need {wanted:g} mm to stay in it; nodes below it are lost "
+        f"(counted in the manifest). {fix} keeps them.",
+        highlight=False,
+        soft_wrap=True,
+    )

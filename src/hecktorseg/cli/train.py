@@ -9,7 +9,7 @@ The paper's eight-model ensemble::
 
     hecktorseg preprocess RAW DATA --preset paper
     hecktorseg train DATA runs --preset paper --all-folds
-    hecktorseg predict TEST PRED --model runs/fold_*/best.pt
+    hecktorseg predict TEST PRED --model 'runs/fold_*/best.pt'   # quoted: hecktorseg expands it
 
 Several GPUs
 ------------
@@ -49,7 +49,7 @@ HELP = (
     "OUT_DIR/fold_K/config.yaml. Existing results are kept "
     "unless --resume (continue from last.pt) or --force (start over).\n\n"
     "The paper's 8-model ensemble: hecktorseg train DATA runs --preset paper --all-folds, then "
-    "hecktorseg predict TEST PRED --model runs/fold_*/best.pt.\n\n"
+    "hecktorseg predict TEST PRED --model 'runs/fold_*/best.pt' (quoted: hecktorseg expands the pattern).\n\n"
     "Several GPUs: torchrun --nproc_per_node N -m hecktorseg train DATA OUT --fold K "
     "(--batch-size is per GPU; add --nnodes and --rdzv-endpoint for several nodes).\n\n"
     "One fold per GPU: CUDA_VISIBLE_DEVICES=K hecktorseg train DATA OUT --fold K & (for each K)."

@@ -88,12 +88,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CENTRES_2020: tuple[str, ...] = ("CHGJ", "CHMR", "CHUM", "CHUS")
-"""Training centres of HECKTOR 2020, cycled through by the patient ids."""
-CENTRES_2021: tuple[str, ...] = ("CHGJ", "CHMR", "CHUM", "CHUS", "CHUP")
-"""Training centres of HECKTOR 2021 (2020's plus CHUP)."""
-CENTRES_2022: tuple[str, ...] = ("CHUM", "CHUP", "CHUS", "CHUV", "HGJ", "HMR", "MDA", "USZ", "CHB")
-"""Centres of HECKTOR 2022 (ids such as ``CHUM-001``)."""
+CENTRES_2020: tuple[str, ...] = layout_spec(Layout.HECKTOR2020).synth.centres
+"""Training centres of HECKTOR 2020, cycled through by the patient ids (from the layout record)."""
+CENTRES_2021: tuple[str, ...] = layout_spec(Layout.HECKTOR2021).synth.centres
+"""Training centres of HECKTOR 2021 (2020's plus CHUP; from the layout record)."""
+CENTRES_2022: tuple[str, ...] = layout_spec(Layout.HECKTOR2022).synth.centres
+"""Centres of HECKTOR 2022 (ids such as ``CHUM-001``; from the layout record)."""
 
 NODE_COUNT_PROBABILITIES: tuple[float, ...] = (0.25, 0.3, 0.2, 0.15, 0.1)
 """``neck_levels`` phantoms (2025/2026): probability of 0, 1, 2, 3 and 4 lymph nodes."""

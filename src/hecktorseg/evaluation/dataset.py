@@ -175,26 +175,6 @@ def _label_folder(root: Path, boxes: Mapping[str, BBox]) -> list[GroundTruthCase
     return out
 
 
-_PATIENT_FOLDER_LAYOUTS = ("2025", "2026")
-
-
-def _patient_folder_labels(root: Path, boxes: Mapping[str, BBox]) -> list[GroundTruthCase]:
-    """The labels of the 2025/2026 Task 1 layout: ``<root>/<PID>/<PID>.nii.gz`` beside ``<PID>__CT``/``__PT``.
-
-    Kept small and local on purpose: once :func:`hecktorseg.io.discover_cases`
-    reads these layouts, the dataset branch of :func:`find_ground_truth` finds
-    them first and this is not reached.
-    """
-    out = []
-    for sub in sorted(root.iterdir()):
-        if not sub.is_dir() or sub.name.startswith("."):
-            continue
-        label = find_prediction(sub, sub.name)  # <PID>/<PID><suffix>, the same naming as predictions
-        if label is not None:
-            out.append(GroundTruthCase(sub.name, label, boxes.get(sub.name)))
-    return out
-
-
 def find_ground_truth(
     gt_dir: PathLike,
     *,
@@ -207,12 +187,12 @@ def find_ground_truth(
     ----------
     gt_dir
         A dataset in any layout :func:`hecktorseg.io.discover_cases` reads
-        (cases without a label are skipped), a HECKTOR 2025/2026 Task 1 folder
-        (``<PID>/<PID>.nii.gz`` label maps in patient folders), or a folder of
+        (cases without a label are skipped; only the label maps are needed, so a
+        case without its CT or PET is still found), a HECKTOR 2025/2026 Task 1
+        folder holding only the ``<PID>/<PID>.nii.gz`` label maps, or a folder of
         label files named by patient id, as the organisers kept them.
     layout
-        Force a dataset layout instead of detecting it (``"2025"`` / ``"2026"``:
-        the patient folders).
+        Force a dataset layout instead of detecting it.
     bbox_table
         A box table (``PatientID,x1,x2,y1,y2,z1,z2``) overriding / completing the dataset's.
 
@@ -226,22 +206,25 @@ def find_ground_truth(
     root = Path(gt_dir)
     if not root.is_dir():
         raise DataError("ground-truth folder not found", path=root, hint="give a dataset or a label folder")
-    patient_folders = layout is not None and str(getattr(layout, "value", layout)) in _PATIENT_FOLDER_LAYOUTS
+    # only the label maps are read here: a case without its CT or PET is still scored
     try:
-        cases = discover_cases(root, layout=layout, bbox_table=bbox_table, strict=False)  # PET/CT unused
+        cases = discover_cases(root, layout=layout, bbox_table=bbox_table, strict=False, require_images=False)
     except LayoutError:
-        if layout is not None and not patient_folders:
+        if layout is not None:
             raise
-        cases = []
+        try:  # label maps alone in patient folders: <PID>/<PID>.nii.gz, as the 2025/2026 layout keeps them
+            cases = discover_cases(
+                root, layout=Layout.HECKTOR2025, bbox_table=bbox_table, require_images=False
+            )
+        except LayoutError:
+            cases = []
     labelled = [
         GroundTruthCase(c.patient_id, c.label_path, c.bbox) for c in cases if c.label_path is not None
     ]
     if labelled:
         return sorted(labelled, key=lambda g: g.patient_id)
     boxes = read_bbox_table(bbox_table) if bbox_table is not None else {}
-    folder = _patient_folder_labels(root, boxes)
-    if not folder and not patient_folders:
-        folder = _label_folder(root, boxes)
+    folder = _label_folder(root, boxes)
     if not folder:
         raise LayoutError(
             "found no ground-truth label maps",
@@ -472,12 +455,17 @@ def _run_names(pred_dirs: Sequence[PathLike] | Mapping[str, PathLike]) -> dict[s
     if isinstance(pred_dirs, Mapping):
         named = {str(k): Path(v) for k, v in pred_dirs.items()}
     else:
+        paths = [Path(value) for value in pred_dirs]
+        parts = [p.resolve().parts[1:] or ("run",) for p in paths]
+        # each run by its folder's name; runs/A/preds and runs/B/preds by "A-preds" and "B-preds"
+        depth = 1
+        while depth < max(len(q) for q in parts) and len({q[-depth:] for q in parts}) < len(set(parts)):
+            depth += 1
         named = {}
-        for value in pred_dirs:
-            path = Path(value)
-            base = path.resolve().name or "run"
+        for path, q in zip(paths, parts, strict=True):
+            base = "-".join(q[-depth:])
             name, k = base, 2
-            while name in named:
+            while name in named:  # the same folder given twice
                 name, k = f"{base}-{k}", k + 1
             named[name] = path
     for name in named:
@@ -507,8 +495,10 @@ def evaluate_runs(
     Parameters
     ----------
     pred_dirs
-        The runs' prediction folders (a run is named by its folder name; a
-        repeated name gets ``-2``, ``-3``, …), or run name → folder.
+        The runs' prediction folders, or run name → folder. A run is named by its
+        folder's name; where two folders share their name, by as many parent folders
+        as tell them apart, joined by ``-`` (``runs/A/preds``, ``runs/B/preds`` →
+        ``A-preds``, ``B-preds``); the same folder given twice gets ``-2``, ``-3``, ….
     gt_dir, bbox_table, layout, official_spacing_quirk, tolerance_mm, strict
         As in :func:`evaluate`.
     edition

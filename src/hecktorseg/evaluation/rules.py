@@ -38,7 +38,7 @@ from hecktorseg.evaluation.scoring_2025 import (
     score_2025,
     summarize_2025,
 )
-from hecktorseg.io import BBox
+from hecktorseg.io import LABELS_BINARY, LABELS_GTVP_GTVN, BBox
 
 __all__ = [
     "EDITIONS",
@@ -243,7 +243,7 @@ _BOX_SUMMARY = (*_HEAD_KEYS, "mean_precision", "mean_recall", "median_hd95", "me
 _RULES_2020 = EditionRules(
     edition="2020",
     description="GTVt, box grid: Dice, precision, recall per case; ranked by mean Dice",
-    labels=frozenset({0, 1}),
+    labels=LABELS_BINARY,
     label_names={1: "GTVt"},
     grid="box",
     needs_box=True,
@@ -266,7 +266,7 @@ _RULES_2021 = attrs.evolve(
 _RULES_2022 = EditionRules(
     edition="2022",
     description="GTVp and GTVn on the ground-truth grid: aggregated Dice per label and their mean",
-    labels=frozenset({0, 1, 2}),
+    labels=LABELS_GTVP_GTVN,
     label_names=LABEL_NAMES_2022,
     grid="resample",
     needs_box=False,
@@ -290,7 +290,7 @@ _RULES_2025 = EditionRules(
         "GTVp mean Dice; GTVn aggregated Dice and aggregated F1 of lesion detection (IoU > 0.3); "
         "ranked by Borda counts"
     ),
-    labels=frozenset({0, 1, 2}),
+    labels=LABELS_GTVP_GTVN,
     label_names=LABEL_NAMES_2025,
     grid="exact",
     needs_box=False,

@@ -49,7 +49,7 @@ import SimpleITK as sitk
 
 from hecktorseg.errors import DataError, GeometryError
 from hecktorseg.evaluation import metrics
-from hecktorseg.io import BBox, Geometry
+from hecktorseg.io import LABELS_BINARY, LABELS_GTVP_GTVN, BBox, Geometry
 
 __all__ = [
     "LABEL_NAMES_2022",
@@ -70,8 +70,6 @@ logger = logging.getLogger(__name__)
 LABEL_NAMES_2022: dict[int, str] = {1: "GTVp", 2: "GTVn"}
 """Label value → name of the 2022 labels (1 primary tumour, 2 lymph nodes)."""
 
-_BINARY = frozenset({0, 1})
-_LABELS_2022 = frozenset({0, 1, 2})
 
 Status = Literal["ok", "empty", "missing", "invalid"]
 
@@ -305,7 +303,7 @@ def _score_box(
     *,
     quirk: bool,
 ) -> CaseScore:
-    _check_values(ground_truth, _BINARY, "ground truth", patient_id)
+    _check_values(ground_truth, LABELS_BINARY, "ground truth", patient_id)
     check_box_overlaps(bbox, ground_truth, patient_id)
     spacing_xyz = tuple(float(s) for s in ground_truth.GetSpacing())
     box = _box_or_grid(bbox, ground_truth)
@@ -315,7 +313,7 @@ def _score_box(
         logger.warning("case %s: the ground truth is empty inside the box", patient_id)
     if prediction is None:
         return missing_score_box(patient_id, volume_gt_mm3=metrics.volume(gt, sp_zyx))
-    _check_values(prediction, _BINARY, "prediction", patient_id)
+    _check_values(prediction, LABELS_BINARY, "prediction", patient_id)
     _check_same_grid(prediction, ground_truth, patient_id)
     pred = resample_to_box(prediction, box, spacing_xyz)
     values = _extras(pred, gt, sp_zyx, tolerance_mm)
@@ -444,14 +442,14 @@ def score_2022(
     DataError
         Values outside {0, 1, 2}.
     """
-    _check_values(ground_truth, _LABELS_2022, "ground truth", patient_id)
+    _check_values(ground_truth, LABELS_GTVP_GTVN, "ground truth", patient_id)
     gt = sitk.GetArrayFromImage(ground_truth).astype(np.uint8)
     sp_zyx = metrics.spacing_zyx(ground_truth.GetSpacing())
     voxel_mm3 = float(np.prod(sp_zyx))
     if prediction is None:
         volumes = {name: float((gt == lab).sum()) * voxel_mm3 for lab, name in LABEL_NAMES_2022.items()}
         return missing_score_2022(patient_id, volume_gt_mm3=volumes)
-    _check_values(prediction, _LABELS_2022, "prediction", patient_id)
+    _check_values(prediction, LABELS_GTVP_GTVN, "prediction", patient_id)
     if not np.allclose(prediction.GetSpacing(), ground_truth.GetSpacing(), rtol=1e-5, atol=1e-4):
         raise GeometryError(
             f"prediction spacing {tuple(prediction.GetSpacing())} of case {patient_id!r} differs from "

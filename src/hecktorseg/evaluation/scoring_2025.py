@@ -49,8 +49,8 @@ import SimpleITK as sitk
 from hecktorseg.errors import GeometryError
 from hecktorseg.evaluation import metrics
 from hecktorseg.evaluation.detection import IOU_THRESHOLD, aggregated_f1, match_lesions
-from hecktorseg.evaluation.scoring import CaseScore, Status, _check_values
-from hecktorseg.io import Geometry
+from hecktorseg.evaluation.scoring import LABEL_NAMES_2022, CaseScore, Status, _check_values
+from hecktorseg.io import LABELS_GTVP_GTVN, Geometry
 
 __all__ = [
     "LABEL_NAMES_2025",
@@ -63,10 +63,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-LABEL_NAMES_2025: dict[int, str] = {1: "GTVp", 2: "GTVn"}
-"""Label value → name (1 primary tumour, 2 lymph nodes)."""
-
-_LABELS = frozenset({0, 1, 2})
+LABEL_NAMES_2025: dict[int, str] = LABEL_NAMES_2022
+"""Label value → name (1 primary tumour, 2 lymph nodes): the 2022 names, one definition."""
 
 METRIC_COLUMNS_2025: tuple[str, ...] = (
     "dice",
@@ -168,13 +166,13 @@ def score_2025(
     DataError
         Values outside {0, 1, 2}.
     """
-    _check_values(ground_truth, _LABELS, "ground truth", patient_id)
+    _check_values(ground_truth, LABELS_GTVP_GTVN, "ground truth", patient_id)
     gt = _label_array(ground_truth)
     if prediction is None:
         pred = np.zeros_like(gt)
         status: Status = "missing"
     else:
-        _check_values(prediction, _LABELS, "prediction", patient_id)
+        _check_values(prediction, LABELS_GTVP_GTVN, "prediction", patient_id)
         _check_on_grid(prediction, ground_truth, patient_id)
         pred = _label_array(prediction)
         status = "ok" if pred.any() else "empty"

@@ -1,9 +1,10 @@
 """PNG overlays for checking segmentations by eye: CT and PET slices with contours.
 
 Each picture has two rows (CT, PET) and three columns (axial, coronal,
-sagittal), cut through the centroid of the ground truth (else of the
-prediction, else the image centre). Each structure has its own colour —
-GTVp / primary tumour (label 1) green, GTVn / lymph nodes (label 2) magenta
+sagittal), cut through the ground truth (else the prediction, else the image
+centre): through its primary tumour if it has one, else its lymph nodes, at
+the labelled voxel nearest their centroid, so that each slice shows a
+contour. Each structure has its own colour — GTVp / primary tumour (label 1) green, GTVn / lymph nodes (label 2) magenta
 (:data:`LABEL_COLOURS`) — and the source its own line: ground truth solid,
 prediction dashed (:data:`SOURCE_STYLES`); a legend under the picture names
 what is drawn. Everything is resampled onto the CT grid in world
@@ -23,6 +24,7 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError, HecktorsegError, LayoutError
+from hecktorseg.evaluation.scoring import LABEL_NAMES_2022
 from hecktorseg.io import Case, Layout, atomic_path, ensure_output_dir, read_image
 from hecktorseg.typing import PathLike, ProgressCallback
 
@@ -45,7 +47,7 @@ _LineStyle: TypeAlias = Literal["solid", "dashed"]
 LABEL_COLOURS: dict[int, str] = {1: "#00d000", 2: "#ff33ff"}
 """Contour colour per label value: GTVp / primary tumour green, GTVn / lymph nodes magenta."""
 
-LABEL_NAMES: dict[int, str] = {1: "GTVp", 2: "GTVn"}
+LABEL_NAMES: dict[int, str] = LABEL_NAMES_2022
 """Legend name per label value (label 1 is the primary tumour, GTVt in 2020/2021)."""
 
 SOURCE_STYLES: dict[str, _LineStyle] = {"ground truth": "solid", "prediction": "dashed"}
@@ -82,10 +84,15 @@ def _onto(image: sitk.Image, reference: sitk.Image, *, nearest: bool) -> npt.NDA
 def _centre_index(
     masks: Sequence[npt.NDArray[np.float32] | None], shape: tuple[int, ...]
 ) -> tuple[int, int, int]:
+    """Where the three slices cross: in the first non-empty mask, the primary tumour (label 1) if
+    there is one, else all its labels; the labelled voxel nearest their centroid, so that every
+    slice cuts a structure (the centroid of lymph nodes on both sides of the neck lies between them)."""
     for mask in masks:
         if mask is not None and mask.any():
-            coords = np.argwhere(mask > 0)
-            c = np.round(coords.mean(axis=0)).astype(int)
+            primary = mask == 1
+            coords = np.argwhere(primary if primary.any() else mask > 0)
+            distance = ((coords - coords.mean(axis=0)) ** 2).sum(axis=1)
+            c = coords[int(np.argmin(distance))]
             return (int(c[0]), int(c[1]), int(c[2]))
     return (shape[0] // 2, shape[1] // 2, shape[2] // 2)
 

@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -302,19 +302,24 @@ def _missing(path_stem: Path, what: str, pid: str) -> DataError:
     )
 
 
+_OnMissing = Literal["raise", "warn", "keep"]
+"""What discovery does about a missing CT or PET: raise, warn and keep the case, or keep it quietly."""
+
+
 def _pair(
-    pid: str, ct: Path | None, pet: Path | None, ct_stem: Path, pet_stem: Path, strict: bool
+    pid: str, ct: Path | None, pet: Path | None, ct_stem: Path, pet_stem: Path, on_missing: _OnMissing
 ) -> tuple[Path, Path]:
-    """The CT and PET paths; a missing one raises (strict) or becomes its expected path."""
+    """The CT and PET paths; a missing one raises or becomes its expected path (see ``_OnMissing``)."""
     found: list[Path] = []
     for path, stem, what in ((ct, ct_stem, "CT"), (pet, pet_stem, "PET")):
         if path is not None:
             found.append(path)
             continue
         error = _missing(stem, what, pid)
-        if strict:
+        if on_missing == "raise":
             raise error
-        logger.warning("%s", error)
+        if on_missing == "warn":
+            logger.warning("%s", error)
         found.append(stem.with_name(stem.name + IMAGE_SUFFIXES[0]))
     return found[0], found[1]
 
@@ -322,7 +327,7 @@ def _pair(
 _Found = list[tuple[str, Path, Path, Path | None]]
 
 
-def _discover_folders(images: Path, tails: tuple[str, str, str], strict: bool) -> _Found:
+def _discover_folders(images: Path, tails: tuple[str, str, str], on_missing: _OnMissing) -> _Found:
     """Cases of a scheme with one folder per patient (label map in the same folder)."""
     ct_tail, pet_tail, label_tail = tails
     found: _Found = []
@@ -331,17 +336,17 @@ def _discover_folders(images: Path, tails: tuple[str, str, str], strict: bool) -
         files = _images_in(sub)
         ct, pet, label = files.get(pid + ct_tail), files.get(pid + pet_tail), files.get(pid + label_tail)
         if ct is None and pet is None:
-            if label is not None and strict:
+            if label is not None and on_missing == "raise":
                 raise _missing(sub / f"{pid}{ct_tail}", "CT", pid)
             if label is None:
                 logger.debug("skipping %s: no %s%s / %s%s images", sub, pid, ct_tail, pid, pet_tail)
                 continue
-        ct, pet = _pair(pid, ct, pet, sub / f"{pid}{ct_tail}", sub / f"{pid}{pet_tail}", strict)
+        ct, pet = _pair(pid, ct, pet, sub / f"{pid}{ct_tail}", sub / f"{pid}{pet_tail}", on_missing)
         found.append((pid, ct, pet, label))
     return found
 
 
-def _discover_flat(images: Path, labels: Path, tails: tuple[str, str, str], strict: bool) -> _Found:
+def _discover_flat(images: Path, labels: Path, tails: tuple[str, str, str], on_missing: _OnMissing) -> _Found:
     """Cases of a scheme keeping all files directly in its images / labels folders."""
     ct_tail, pet_tail, label_tail = tails
     files = _images_in(images)
@@ -360,7 +365,7 @@ def _discover_flat(images: Path, labels: Path, tails: tuple[str, str, str], stri
             files.get(pid + pet_tail),
             images / f"{pid}{ct_tail}",
             images / f"{pid}{pet_tail}",
-            strict,
+            on_missing,
         )
         found.append((pid, ct, pet, label_files.get(pid + label_tail)))
     return found
@@ -371,13 +376,13 @@ def _scheme_of(root: Path, spec: LayoutSpec) -> FileScheme:
     return next((sc for sc in spec.schemes if _scheme_matches(root, sc)), spec.schemes[0])
 
 
-def _discover(root: Path, scheme: FileScheme, strict: bool) -> _Found:
+def _discover(root: Path, scheme: FileScheme, on_missing: _OnMissing) -> _Found:
     """Cases of one arrangement of a layout."""
     images, labels = _dirs(root, scheme)
     tails = _tails(root, scheme)
     if scheme.patient_folders:
-        return _discover_folders(images, tails, strict)
-    return _discover_flat(images, labels, tails, strict)
+        return _discover_folders(images, tails, on_missing)
+    return _discover_flat(images, labels, tails, on_missing)
 
 
 def _expected_label(root: Path, scheme: FileScheme, pid: str) -> Path:
@@ -425,6 +430,7 @@ def discover_cases(
     require_labels: bool = False,
     strict: bool = True,
     clinical_tables: Sequence[PathLike] | None = None,
+    require_images: bool = True,
 ) -> list[Case]:
     """Find every case of a dataset folder.
 
@@ -453,6 +459,10 @@ def discover_cases(
         row gets empty clinical values. The centre of each case follows
         :func:`~hecktorseg.io.centre_of` (``CenterID``, else the id prefix; without a
         ``CenterID`` column a warning is logged).
+    require_images
+        With ``False``, for tools that read only the label maps (evaluation): a case
+        with a label map but no CT or PET is kept quietly, with the paths where the
+        images were expected, whatever ``strict`` says.
 
     Returns
     -------
@@ -471,7 +481,7 @@ def discover_cases(
     r = _check_root(root)
     lay = detect_layout(r) if layout is None else parse_layout(layout)
     scheme = _scheme_of(r, layout_spec(lay))
-    found = _discover(r, scheme, strict)
+    found = _discover(r, scheme, "keep" if not require_images else "raise" if strict else "warn")
     if not found:
         hint = _LAYOUT_HELP
         if layout is not None:

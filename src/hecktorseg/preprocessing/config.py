@@ -46,7 +46,8 @@ class PreprocessConfig:
     size: TripletInt = attrs.field(
         default=(144, 144, 144),
         metadata={
-            "help": "Voxels of the reference grid (x, y, z); one value or three. Sides divisible by 16."
+            "help": "Voxels of the reference grid (x, y, z); one value or three. Sides divisible by 16; "
+            "layouts with GTVn (2022, 2025, 2026) default to 144, 144, 176."
         },
     )
     image_interpolation: Literal["linear", "bspline"] = attrs.field(

@@ -25,6 +25,7 @@ from hecktorseg._version import __version__
 from hecktorseg.config import to_dict
 from hecktorseg.errors import ConfigError, DataError, HecktorsegError
 from hecktorseg.io import (
+    IMAGE_SUFFIXES,
     Case,
     Layout,
     check_image_file,
@@ -34,6 +35,7 @@ from hecktorseg.io import (
     layout_paths,
     output_lock,
     set_io_threads,
+    split_image_suffix,
     write_image,
 )
 from hecktorseg.preprocessing.case import preprocess_case
@@ -237,7 +239,8 @@ def check_trainable_size(config: PreprocessConfig) -> None:
 def _expected_label(case: Case) -> Path:
     """Where the case's layout expects its label map (for messages)."""
     ct = Path(case.ct_path)
-    suffix = next((s for s in (".nii.gz", ".nii", ".mha", ".nrrd") if ct.name.endswith(s)), ".nii.gz")
+    split = split_image_suffix(ct.name)
+    suffix = split[1] if split is not None else IMAGE_SUFFIXES[0]
     if case.layout is None:
         return ct.parent
     root = ct.parent if case.layout is Layout.HECKTOR2021 else ct.parent.parent
