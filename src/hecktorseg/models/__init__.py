@@ -1,5 +1,5 @@
 """Networks of hecktorseg: the SE-norm U-Net (HECKTOR 2020 winner), the plain baseline U-Net,
-a name registry, checkpoints (ours and the original implementation's), export and fast CPU inference.
+a name registry, checkpoints (ours and the original implementation's), and export.
 """
 
 from hecktorseg.models.baseline_unet import BaselineUNet
@@ -20,15 +20,6 @@ from hecktorseg.models.layers import (
     SEUpsample3d,
     SEWeights3d,
 )
-from hecktorseg.models.performance import (
-    InferenceSettings,
-    Precision,
-    bf16_supported,
-    inference_context,
-    optimize_for_inference,
-    resolve_inference_settings,
-    run_inference,
-)
 from hecktorseg.models.registry import (
     available_models,
     build_model,
@@ -45,9 +36,7 @@ __all__ = [
     "SIZE_DIVISOR",
     "BaselineUNet",
     "BasicConv3d",
-    "InferenceSettings",
     "LoadedCheckpoint",
-    "Precision",
     "ResidualSEConv3d",
     "SEConv3d",
     "SENorm3d",
@@ -55,22 +44,17 @@ __all__ = [
     "SEUpsample3d",
     "SEWeights3d",
     "available_models",
-    "bf16_supported",
     "build_model",
     "check_input_shape",
     "export_model",
-    "inference_context",
     "load_any_checkpoint",
     "load_checkpoint",
     "load_original_checkpoint",
     "model_hparams",
     "model_name",
-    "optimize_for_inference",
     "probabilities",
     "read_checkpoint_file",
     "register_model",
-    "resolve_inference_settings",
-    "run_inference",
     "save_checkpoint",
     "unwrap_model",
     "verify_export",

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         write_metrics_csv,
     )
     from hecktorseg.training.splits import Split, centre_of, load_split_file, make_splits, save_split
-    from hecktorseg.training.steps import autocast_context, batch_dice, eval_step, train_step
+    from hecktorseg.training.steps import batch_dice, eval_step, train_step
     from hecktorseg.training.trainer import (
         RESULT_FILES,
         Trainer,
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
         build_train_model,
         fold_splits,
         prepare_fold_dir,
-        resolve_amp,
-        resolve_device,
         train,
         train_all_folds,
     )
@@ -56,7 +54,6 @@ _LAZY = {
     "load_split_file": "splits",
     "make_splits": "splits",
     "save_split": "splits",
-    "autocast_context": "steps",
     "batch_dice": "steps",
     "eval_step": "steps",
     "train_step": "steps",
@@ -67,8 +64,6 @@ _LAZY = {
     "build_train_model": "trainer",
     "fold_splits": "trainer",
     "prepare_fold_dir": "trainer",
-    "resolve_amp": "trainer",
-    "resolve_device": "trainer",
     "train": "trainer",
     "train_all_folds": "trainer",
 }
@@ -81,7 +76,6 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
-    "autocast_context",
     "batch_dice",
     "build_augmentation",
     "build_train_model",
@@ -95,8 +89,6 @@ __all__ = [
     "plot_learning_curves",
     "prepare_fold_dir",
     "read_metrics_csv",
-    "resolve_amp",
-    "resolve_device",
     "save_split",
     "train",
     "train_all_folds",
