@@ -106,10 +106,14 @@ def _train(work: Path, name: str, *, n_filters: int, epochs: int, lr: float, see
 
 def stage_train(args: argparse.Namespace) -> None:
     work = Path(args.work)
-    demo = _prepare(work / "demo", n_train=16, n_val=4, n_test=6, size=32, spacing=4.5, seed=0)
-    _train(demo, "model", n_filters=8, epochs=30, lr=1e-2, seed=0, bf16=False)
-    f24 = _prepare(work / "f24", n_train=20, n_val=4, n_test=6, size=64, spacing=2.25, seed=1)
-    _train(f24, "model", n_filters=24, epochs=args.f24_epochs, lr=1e-2, seed=0, bf16=True)
+    if "demo" in args.models:
+        demo = _prepare(work / "demo", n_train=16, n_val=4, n_test=6, size=32, spacing=4.5, seed=0)
+        _train(demo, "model", n_filters=8, epochs=30, lr=1e-2, seed=0, bf16=False)
+    if "f24" in args.models:
+        f24 = _prepare(
+            work / "f24", n_train=args.f24_n_train, n_val=4, n_test=6, size=64, spacing=2.25, seed=1
+        )
+        _train(f24, "model", n_filters=24, epochs=args.f24_epochs, lr=1e-2, seed=0, bf16=True)
 
 
 def stage_convergence(args: argparse.Namespace) -> None:
@@ -210,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", choices=("train", "convergence", "compare", "all"))
     parser.add_argument("--work", default=".bench-cache/accuracy", help="Folder kept between runs.")
     parser.add_argument("--f24-epochs", type=int, default=30)
+    parser.add_argument("--f24-n-train", type=int, default=20, help="phantoms for training + validation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=["demo", "f24"])
     parser.add_argument(

@@ -221,3 +221,21 @@ def test_predictor_config_overrides_and_errors() -> None:
         PredictorConfig(tta_batch=0)
     with pytest.raises(TypeError, match="unknown Predictor option"):
         Predictor([_tiny()], device="cpu", tta_batches=2)
+
+
+def test_cli_unknown_or_missing_backend_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hecktorseg.cli import app
+
+    args = ["predict", str(tmp_path), str(tmp_path / "out"), "--model", str(tmp_path / "m.pt")]
+    result = CliRunner().invoke(app, [*args, "--backend", "tensorrt"])
+    assert result.exit_code != 0
+    assert "unknown backend 'tensorrt'" in result.output and "Traceback" not in result.output
+    monkeypatch.setattr(backends, "backend_available", lambda name: name == "torch")
+    monkeypatch.setattr(
+        backends.importlib, "import_module", lambda name, *a: (_ for _ in ()).throw(ImportError(name))
+    )
+    result = CliRunner().invoke(app, [*args, "--backend", "onnxruntime"])
+    assert result.exit_code != 0
+    assert "hecktorseg[onnxruntime]" in " ".join(result.output.split())
