@@ -271,6 +271,10 @@ class _OpenVINOModel:
     def __init__(self, ov_model: Any, core: Any, precision: Precision, threads: int) -> None:
         self.ov_model = ov_model
         self.core = core
+        if threads == 1 and precision == "fp32":
+            # OpenVINO 2026.4 crashes (segmentation fault) compiling this network in f32 on one thread
+            logger.warning("OpenVINO fp32 runs on 2 threads: one thread crashes OpenVINO 2026.4")
+            threads = 2
         self.config = {
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
             "INFERENCE_NUM_THREADS": threads,
