@@ -271,9 +271,11 @@ class _OpenVINOModel:
     def __init__(self, ov_model: Any, core: Any, precision: Precision, threads: int) -> None:
         self.ov_model = ov_model
         self.core = core
+        # OpenVINO 2026.4's CPU plugin crashes (segmentation fault) compiling this network in f32 on
+        # one thread, or for batches of 4 and more: f32 runs on >= 2 threads, one sample at a time.
+        self.one_by_one = precision == "fp32"
         if threads == 1 and precision == "fp32":
-            # OpenVINO 2026.4 crashes (segmentation fault) compiling this network in f32 on one thread
-            logger.warning("OpenVINO fp32 runs on 2 threads: one thread crashes OpenVINO 2026.4")
+            logger.info("OpenVINO fp32 runs on 2 threads (one thread crashes OpenVINO 2026.4)")
             threads = 2
         self.config = {
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
@@ -297,6 +299,8 @@ class _OpenVINOModel:
             return compiled
 
     def __call__(self, x: Tensor) -> Tensor:
+        if self.one_by_one and x.shape[0] > 1:
+            return torch.cat([self(x[i : i + 1]) for i in range(x.shape[0])])
         arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
         compiled = self._for_shape(tuple(int(s) for s in arr.shape))
         request = compiled.create_infer_request()
