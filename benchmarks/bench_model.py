@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hecktorseg.models import SENorm3d, SENormUNet, probabilities, resolve_inference_settings
+from hecktorseg.inference.backends import compile_model, select_runtime
+from hecktorseg.models import SENorm3d, SENormUNet, probabilities
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -108,7 +109,7 @@ class Mode:
     channels_last: bool = False
     inference_mode: bool = True
     compile: bool = False
-    auto: bool = False  # use hecktorseg.models.resolve_inference_settings('cpu')
+    auto: bool = False  # hecktorseg.inference: select_runtime('auto', 'auto', 'cpu') + compile_model
     textbook: bool = False  # unfused SE-norm (as in the original code)
 
 
@@ -132,10 +133,10 @@ def _textbook_senorm_forward(self: SENorm3d, x: torch.Tensor) -> torch.Tensor:
 def _make_runner(model: torch.nn.Module, x: torch.Tensor, mode: Mode) -> Callable[[], torch.Tensor]:
     fmt = torch.channels_last_3d if mode.channels_last else torch.contiguous_format
     if mode.auto:
-        settings = resolve_inference_settings("cpu")
+        compiled = compile_model(model, select_runtime("auto", "auto", "cpu"), cache=False)
 
         def run_auto() -> torch.Tensor:
-            return settings.run(settings.prepare(model), x)
+            return compiled(x)
 
         return run_auto
     inp = x.contiguous(memory_format=fmt)
@@ -216,7 +217,7 @@ def main() -> None:
         Mode("fp32 channels_last_3d", channels_last=True),
         Mode("bf16 autocast", bf16=True),
         Mode("bf16 autocast channels_last_3d", bf16=True, channels_last=True),
-        Mode("default (resolve_inference_settings)", auto=True),
+        Mode("default (hecktorseg.inference auto backend)", auto=True),
     ]
     if args.compile:
         modes.append(Mode("fp32 torch.compile", compile=True))

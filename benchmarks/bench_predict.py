@@ -7,9 +7,11 @@ Four variants, each in its own process (so peak memory is per variant):
 * ``ours-ens``: the same with an ensemble of ``--models`` models and test-time mirroring (8 flips).
 * ``plain-1`` / ``plain-ens``: what the original code did — an eager fp32 loop that reloads
   every checkpoint for every case (``torch.load`` + ``load_state_dict``) under ``no_grad``,
-  with the same preprocessing, back-mapping and writing (so only the model handling differs).
+  with SimpleITK crop and resample, and the mask written on the network's grid (no mapping
+  back onto the CT grid, which ``ours`` does).
 
-Every variant includes preprocessing, back-mapping onto the CT grid and writing the mask.
+Every variant includes reading, preprocessing and writing the mask. ``--rounds N`` runs the
+variant list N times, interleaved (A, B, A, B), to see through a shared machine's load.
 The models have random weights (speed does not depend on them). The network grid is
 ``--size``³ voxels over the 144 mm box (``--size 144`` is the paper's 1 mm grid; ensembles at
 144³ take minutes per case on 2 CPU threads, hence the smaller default).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -71,7 +74,9 @@ def _run_ours(
     from hecktorseg.inference import Predictor, predict_dataset
 
     start = time.perf_counter()
-    predictor = Predictor.from_checkpoints(paths, device="cpu", tta=tta, precision=args.precision)
+    predictor = Predictor.from_checkpoints(
+        paths, device="cpu", tta=tta, precision=args.precision, backend=args.backend, tta_batch=args.tta_batch
+    )
     load = time.perf_counter() - start
     report = predict_dataset(data, out, predictor, overwrite=True)
     total = time.perf_counter() - start
@@ -81,7 +86,7 @@ def _run_ours(
         "load_s": load,
         "per_case_s": list(report.seconds),
         "total_s": total,
-        "precision": predictor.settings.precision,
+        "precision": f"{predictor.runtime.backend} {predictor.runtime.precision}",
     }
 
 
@@ -96,7 +101,7 @@ def _run_plain(
     from hecktorseg.config import from_dict
     from hecktorseg.io import array_to_image, discover_cases, write_image
     from hecktorseg.models import build_model
-    from hecktorseg.preprocessing import PreprocessConfig, preprocess_case, stack_channels, to_original_grid
+    from hecktorseg.preprocessing import PreprocessConfig, preprocess_case, stack_channels
 
     mirrors = [()] + ([(2,), (3,), (4,), (2, 3), (2, 4), (3, 4), (2, 3, 4)] if tta else [])
     start = time.perf_counter()
@@ -131,11 +136,9 @@ def _run_plain(
                     probs = p if probs is None else probs + p
         assert probs is not None and pre is not None
         mean = (probs / (len(paths) * len(mirrors)))[0, 0].numpy()
-        back = sitk.GetArrayFromImage(
-            to_original_grid(mean, pre.reference, pre.ct_geometry, kind="probability")
-        )
-        mask = (back > 0.5).astype(np.uint8)
-        write_image(array_to_image(mask, pre.ct_geometry), out / f"{case.patient_id}.nii.gz")
+        # the original wrote the mask on the network's reference grid (no mapping back)
+        mask = (mean > 0.5).astype(np.uint8)
+        write_image(array_to_image(mask, pre.reference), out / f"{case.patient_id}.nii.gz")
         seconds.append(time.perf_counter() - t0)
     return {"load_s": 0.0, "per_case_s": seconds, "total_s": time.perf_counter() - start, "precision": "fp32"}
 
@@ -166,6 +169,11 @@ def main() -> None:
     parser.add_argument("--filters", type=int, default=24, help="SE-norm U-Net filters (24 = paper)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="ours only")
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "torch", "openvino", "onnxruntime"], help="ours only"
+    )
+    parser.add_argument("--tta-batch", type=int, default=1, help="ours only: mirrorings per batch")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the variants, interleaved")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
@@ -178,7 +186,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         results = []
-        for variant in args.variants:
+        for variant in list(args.variants) * args.rounds:
             cmd = [sys.executable, __file__, "--worker", variant, "--work", tmp]
             cmd += ["--size", str(args.size), "--cases", str(args.cases), "--models", str(args.models)]
             cmd += [
@@ -188,6 +196,10 @@ def main() -> None:
                 str(args.threads),
                 "--precision",
                 args.precision,
+                "--backend",
+                args.backend,
+                "--tta-batch",
+                str(args.tta_batch),
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -200,14 +212,24 @@ def main() -> None:
             # the first case of "ours" carries one-off warm-up; report the mean of the rest when possible
             steady = per_case[1:] if len(per_case) > 1 else per_case
             print(
-                f"{variant:10s} models={result['models']} tta={result['tta']!s:5s} "
-                f"precision={result['precision']:4s} load={result['load_s']:.1f}s "
+                f"{variant:10s} {time.strftime('%H:%M:%S')} load-avg {os.getloadavg()[0]:.1f} models={result['models']} tta={result['tta']!s:5s} "
+                f"runtime={result['precision']} load={result['load_s']:.1f}s "
                 f"per-case={sum(per_case) / len(per_case):.2f}s (steady {sum(steady) / len(steady):.2f}s) "
                 f"total={result['total_s']:.1f}s peak={result['peak_rss_mib']:.0f} MiB"
             )
         if args.json is not None:
             meta = {
-                k: getattr(args, k) for k in ("size", "cases", "models", "filters", "threads", "precision")
+                k: getattr(args, k)
+                for k in (
+                    "size",
+                    "cases",
+                    "models",
+                    "filters",
+                    "threads",
+                    "precision",
+                    "backend",
+                    "tta_batch",
+                )
             }
             args.json.write_text(json.dumps({"settings": meta, "results": results}, indent=2) + "\n")
 

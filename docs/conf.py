@@ -96,6 +96,7 @@ html_theme_options = {
 API_PACKAGES = (
     ("hecktorseg.io", "Images, dataset layouts and box tables"),
     ("hecktorseg.config", "Configuration machinery"),
+    ("hecktorseg.runtime", "Device, precision, autocast, threads and the cache folder"),
     ("hecktorseg.preprocessing", "Reference grid, resampling, normalisation, inverse mapping"),
     ("hecktorseg.data", "Datasets, augmentation and synthetic phantoms"),
     ("hecktorseg.models", "Networks, registry and checkpoints"),

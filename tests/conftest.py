@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import random
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 # Plots are written to files, never shown: pick the headless backend before matplotlib loads.
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Converted inference models (OpenVINO, ONNX) go to a throw-away cache, never the user's.
+os.environ.setdefault("HECKTORSEG_CACHE_DIR", tempfile.mkdtemp(prefix="hecktorseg-test-cache-"))
 
 # Under pytest-xdist every worker is its own process; letting each one start as many
 # BLAS/OpenMP threads as there are cores oversubscribes the CPU and slows everything down.

@@ -49,6 +49,13 @@ class DemoConfig:
     spacing: float = attrs.field(default=4.5, metadata={"help": "Voxel size of the preprocessed grid (mm)."})
     lr: float = attrs.field(default=1e-2, metadata={"help": "Learning rate."})
     seed: int = attrs.field(default=0, metadata={"help": "Seed of data generation and training."})
+    backend: str = attrs.field(
+        default="auto",
+        metadata={"help": "Inference backend: auto, torch, openvino or onnxruntime."},
+    )
+    precision: str = attrs.field(
+        default="auto", metadata={"help": "Inference precision: auto, fp32 or bf16."}
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.n_train - self.n_val < 2 or self.n_val < 1 or self.n_test < 1:
@@ -110,7 +117,7 @@ def run_demo(
     """
     from hecktorseg.data import write_synthetic_dataset
     from hecktorseg.evaluation import evaluate, visualize_case
-    from hecktorseg.inference import Predictor, predict_dataset
+    from hecktorseg.inference import Predictor, PredictorConfig, predict_dataset
     from hecktorseg.io import discover_cases, write_bbox_table
     from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
     from hecktorseg.training import TrainConfig, train
@@ -171,7 +178,10 @@ def run_demo(
     result = train(preprocessed, out / "model", train_cfg, fold=0, progress=_stage(progress, "train"))
 
     # 4. prediction of the held-out patients on their original CT grids.
-    predictor = Predictor.from_checkpoints([result.best_checkpoint], device="cpu")
+    predictor = Predictor.from_checkpoints(
+        [result.best_checkpoint],
+        PredictorConfig(device="cpu", backend=cfg.backend, precision=cfg.precision),  # type: ignore[arg-type]
+    )
     pred_dir = out / "predictions"
     predict_dataset(test_dir, pred_dir, predictor, progress=_stage(progress, "predict"))
 

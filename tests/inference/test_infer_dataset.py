@@ -21,7 +21,9 @@ from hecktorseg.models import build_model, save_checkpoint
 
 @pytest.fixture
 def predictor(toys: SimpleNamespace) -> Predictor:
-    return Predictor([toys.CTThreshold()], preprocess=toys.SMALL_CONFIG, device="cpu", precision="fp32")
+    return Predictor(
+        [toys.CTThreshold()], preprocess=toys.SMALL_CONFIG, device="cpu", backend="torch", precision="fp32"
+    )
 
 
 def _same_grid(a: sitk.Image, b: sitk.Image) -> None:
@@ -110,7 +112,19 @@ def test_cli_predict_then_evaluate(
     )
     out = tmp_path / "pred"
     runner = CliRunner()
-    args = ["predict", str(root), str(out), "--model", str(ckpt), "--bbox", str(table), "--precision", "fp32"]
+    args = [
+        "predict",
+        str(root),
+        str(out),
+        "--model",
+        str(ckpt),
+        "--bbox",
+        str(table),
+        "--precision",
+        "fp32",
+        "--backend",
+        "torch",
+    ]
     result = runner.invoke(app, [*args, "--num-parts", "3", "--part-id", "0"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"{cases[0].patient_id}.nii.gz"]
@@ -143,7 +157,9 @@ def test_predict_dataset_writes_nothing_partial_when_interrupted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root, table, _ = dataset_2021
-    predictor = Predictor([toys.CTThreshold()], preprocess=toys.SMALL_CONFIG, device="cpu", precision="fp32")
+    predictor = Predictor(
+        [toys.CTThreshold()], preprocess=toys.SMALL_CONFIG, device="cpu", backend="torch", precision="fp32"
+    )
     import hecktorseg.io.image as image_module
 
     def broken_write(image: sitk.Image, path: str, compress: bool) -> None:

@@ -46,13 +46,13 @@ def _probs(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_mirror_axes_are_the_8_subsets() -> None:
     assert len(MIRROR_AXES) == 8 and len(set(MIRROR_AXES)) == 8
     assert set(MIRROR_AXES) == {c for r in range(4) for c in itertools.combinations((2, 3, 4), r)}
-    assert Predictor([_tiny(0), _tiny(1)], device="cpu", tta=True).n_members == 16
+    assert Predictor([_tiny(0), _tiny(1)], device="cpu", backend="torch", tta=True).n_members == 16
 
 
 def test_ensemble_is_the_mean_of_member_probabilities() -> None:
     models = [_tiny(1), _tiny(2)]
     x = _input()
-    predictor = Predictor(models, device="cpu", precision="fp32")
+    predictor = Predictor(models, device="cpu", backend="torch", precision="fp32")
     got = predictor.predict_array(x)
     t = torch.from_numpy(x)[None]
     expected = torch.stack([_probs(m, t)[0] for m in models]).mean(0).numpy()
@@ -63,7 +63,7 @@ def test_ensemble_is_the_mean_of_member_probabilities() -> None:
 def test_tta_and_variance_match_direct_averaging() -> None:
     models = [_tiny(3)]  # the ensemble mean is checked above; here the 8 mirrorings and the variance
     x = _input(1, shape=(16, 16, 16))
-    predictor = Predictor(models, device="cpu", precision="fp32", tta=True)
+    predictor = Predictor(models, device="cpu", backend="torch", precision="fp32", tta=True)
     mean, var = predictor.predict_array(x, return_variance=True)
     t = torch.from_numpy(x)[None]
     members = []
@@ -79,7 +79,7 @@ def test_tta_and_variance_match_direct_averaging() -> None:
 
 
 def test_multiclass_probabilities_sum_to_one() -> None:
-    predictor = Predictor([_tiny(5, n_classes=3)], device="cpu", precision="fp32")
+    predictor = Predictor([_tiny(5, n_classes=3)], device="cpu", backend="torch", precision="fp32")
     out = predictor.predict_array(_input(2, shape=(16, 16, 16)))
     assert out.shape == (3, 16, 16, 16)
     np.testing.assert_allclose(out.sum(0), 1.0, atol=1e-5)
@@ -89,7 +89,9 @@ def test_sliding_window_equals_direct_for_a_pointwise_model(toys: SimpleNamespac
     torch.manual_seed(0)
     model = toys.Pointwise(n_classes=2)
     x = _input(3, shape=(40, 8, 27))  # larger than the window along z and x, smaller along y
-    predictor = Predictor([model], device="cpu", precision="fp32", window_size=(16, 16, 16), overlap=0.25)
+    predictor = Predictor(
+        [model], device="cpu", backend="torch", precision="fp32", window_size=(16, 16, 16), overlap=0.25
+    )
     got = predictor.predict_array(x)
     expected = _probs(model, torch.from_numpy(x)[None])[0].numpy()
     assert got.shape == expected.shape == (2, 40, 8, 27)
@@ -166,6 +168,7 @@ def test_prediction_lands_on_the_ct_grid(
         [toys.CTThreshold()],
         preprocess=toys.SMALL_CONFIG,
         device="cpu",
+        backend="torch",
         precision="fp32",
     )
     pred = predictor.predict_case(case, with_probabilities=True, with_uncertainty=True)
@@ -188,8 +191,8 @@ def test_prediction_lands_on_the_ct_grid(
 def test_multiclass_prediction_is_argmax_on_the_ct_grid(toys: SimpleNamespace, tmp_path: Path) -> None:
     case = toys.write_case(tmp_path, "CHUM-001", toys.ct_geometry((1.0, 1.0, 2.0)))
     cfg = toys.SMALL_CONFIG
-    binary = Predictor([toys.CTThreshold(1)], preprocess=cfg, device="cpu", precision="fp32")
-    multi = Predictor([toys.CTThreshold(3)], preprocess=cfg, device="cpu", precision="fp32")
+    binary = Predictor([toys.CTThreshold(1)], preprocess=cfg, device="cpu", backend="torch", precision="fp32")
+    multi = Predictor([toys.CTThreshold(3)], preprocess=cfg, device="cpu", backend="torch", precision="fp32")
     a = sitk.GetArrayFromImage(binary.predict_case(case).mask)
     pm = multi.predict_case(case, with_probabilities=True)
     b = sitk.GetArrayFromImage(pm.mask)
@@ -204,7 +207,7 @@ def test_from_checkpoints_reads_the_preprocessing(tmp_path: Path) -> None:
         path = tmp_path / f"m{seed}.pt"
         save_checkpoint(path, _tiny(seed), metadata={"preprocess": to_dict(cfg)})
         paths.append(path)
-    predictor = Predictor.from_checkpoints(paths, device="cpu", precision="fp32")
+    predictor = Predictor.from_checkpoints(paths, device="cpu", backend="torch", precision="fp32")
     assert predictor.preprocess.size == (32, 32, 32)
     assert predictor.preprocess.box_source == "auto"  # label boxes are for training only
     assert predictor.window_size == (32, 32, 32)
@@ -229,9 +232,16 @@ def test_gpu_window_device_and_cpu_output_device(toys: SimpleNamespace) -> None:
     torch.manual_seed(0)
     model = toys.Pointwise(n_classes=1)
     x = _input(6, shape=(48, 32, 40))
-    cpu = Predictor([model], device="cpu", precision="fp32", window_size=(32, 32, 32)).predict_array(x)
+    cpu = Predictor(
+        [model], device="cpu", backend="torch", precision="fp32", window_size=(32, 32, 32)
+    ).predict_array(x)
     gpu = Predictor(
-        [model], device="cuda", precision="fp32", window_size=(32, 32, 32), output_device="cpu"
+        [model],
+        device="cuda",
+        backend="torch",
+        precision="fp32",
+        window_size=(32, 32, 32),
+        output_device="cpu",
     ).predict_array(x)
     np.testing.assert_allclose(gpu, cpu, atol=1e-4)
 
@@ -241,7 +251,7 @@ def test_larger_inference_grid_goes_window_by_window(toys: SimpleNamespace, tmp_
     path = tmp_path / "m.pt"
     save_checkpoint(path, _tiny(7), metadata={"preprocess": to_dict(trained)})
     predictor = Predictor.from_checkpoints(
-        path, device="cpu", precision="fp32", preprocess=toys.SMALL_CONFIG, overlap=0.0
+        path, device="cpu", backend="torch", precision="fp32", preprocess=toys.SMALL_CONFIG, overlap=0.0
     )
     assert predictor.window_size == (16, 16, 16) and predictor.preprocess.size == (32, 32, 32)
     case = toys.write_case(tmp_path, "CHUS010", toys.ct_geometry((1.0, 1.0, 2.0)))
@@ -254,7 +264,7 @@ def test_odd_sized_input_is_padded_and_cropped(toys: SimpleNamespace) -> None:
     torch.manual_seed(0)
     model = toys.Pointwise(n_classes=1)
     x = _input(8, shape=(10, 17, 5))
-    got = Predictor([model], device="cpu", precision="fp32").predict_array(x)
+    got = Predictor([model], device="cpu", backend="torch", precision="fp32").predict_array(x)
     expected = _probs(model, torch.from_numpy(x)[None])[0].numpy()
     assert got.shape == (1, 10, 17, 5)
     np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -204,3 +204,36 @@ def with_config_options(config_cls: type, *, exclude: tuple[str, ...] = ()) -> C
         return typing.cast(F, wrapper)
 
     return decorator
+
+
+# -- inference options shared by ``predict``, ``container predict`` and others ---------------------
+
+
+def backend_option() -> Any:
+    """``--backend auto|torch|openvino|onnxruntime`` (see :class:`hecktorseg.inference.PredictorConfig`)."""
+    return typer.Option(
+        "auto",
+        "--backend",
+        help="Inference backend: auto (the fastest verified one installed here), torch, openvino or "
+        "onnxruntime. '--backend torch --precision fp32' is the exact reference.",
+    )
+
+
+def precision_option() -> Any:
+    """``--precision auto|fp32|bf16|fp16``."""
+    return typer.Option(
+        "auto",
+        "--precision",
+        help="auto (the fastest verified as accurate on this machine), fp32, bf16 (CPUs with native bf16) "
+        "or fp16 (CUDA).",
+    )
+
+
+def tta_batch_option() -> Any:
+    """``--tta-batch N``: mirrorings per forward pass."""
+    return typer.Option(1, "--tta-batch", min=1, max=8, help="Test-time mirrorings run as one batch.")
+
+
+def threads_option() -> Any:
+    """``--threads N``: CPU threads of torch and the inference backend."""
+    return typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's choice).")

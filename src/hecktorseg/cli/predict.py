@@ -7,7 +7,16 @@ from typing import Optional
 
 import typer
 
-from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar
+from hecktorseg.cli._common import (
+    backend_option,
+    console,
+    err_console,
+    handle_errors,
+    precision_option,
+    progress_bar,
+    threads_option,
+    tta_batch_option,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,10 +54,10 @@ def register(app: typer.Typer) -> None:
             False, "--largest-component", help="Keep only the largest connected component."
         ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-        precision: str = typer.Option("auto", "--precision", help="auto (fastest exact), fp32 or bf16."),
-        threads: Optional[int] = typer.Option(  # noqa: UP045
-            None, "--threads", help="CPU threads for torch (default: torch's choice)."
-        ),
+        backend: str = backend_option(),
+        precision: str = precision_option(),
+        tta_batch: int = tta_batch_option(),
+        threads: Optional[int] = threads_option(),  # noqa: UP045
         workers: int = typer.Option(
             1, "--workers", min=0, help="Threads reading and resampling the next cases (0: none)."
         ),
@@ -72,26 +81,21 @@ def register(app: typer.Typer) -> None:
         """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid."""
         from rich.markup import escape
 
-        from hecktorseg.errors import ConfigError
-        from hecktorseg.inference import Predictor, predict_dataset
+        from hecktorseg.inference import Predictor, PredictorConfig, predict_dataset
 
-        if precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"unknown precision {precision!r}", hint="use auto, fp32 or bf16")
-        if preprocessing not in ("auto", "original", "hecktorseg"):
-            raise ConfigError(
-                f"unknown --preprocessing {preprocessing!r}", hint="use auto, original or hecktorseg"
-            )
-        predictor = Predictor.from_checkpoints(
-            _expand_models(model),
+        config = PredictorConfig(
             device=device,
-            tta=tta,
+            backend=backend,  # type: ignore[arg-type]  # checked by select_runtime
             precision=precision,  # type: ignore[arg-type]
+            tta=tta,
+            tta_batch=tta_batch,
             threshold=threshold,
             largest_component=largest_component,
             num_threads=threads,
             preprocessing=preprocessing,  # type: ignore[arg-type]
             check_intensities=not allow_implausible_intensities,
         )
+        predictor = Predictor.from_checkpoints(_expand_models(model), config)
         err_console.print(f"{predictor!r}", highlight=False)
         described = {
             "original": "original (the authors': rounded crop, 0 HU outside the CT, PET statistics over the box)",

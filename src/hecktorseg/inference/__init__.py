@@ -4,12 +4,24 @@
   probabilities (ensemble) and optionally over the 8 mirrorings (test-time
   augmentation), preprocesses raw cases in memory with the checkpoint's
   settings and maps probabilities back onto the CT grid before thresholding.
+- :func:`select_runtime` / :func:`compile_model` pick and prepare the backend
+  (torch, OpenVINO, ONNX Runtime) and precision the networks run with.
 - :func:`predict_dataset` predicts a dataset folder (``OUT/<PID>.nii.gz``),
   skipping finished cases and reporting failures.
 - :func:`sliding_window_predict` blends overlapping windows with Gaussian
   weights for inputs larger than the network's grid.
 """
 
+from hecktorseg.inference.backends import (
+    BACKENDS,
+    INSTALL_COMMANDS,
+    RuntimeChoice,
+    VerifiedCombination,
+    backend_available,
+    compile_model,
+    select_runtime,
+    verified_combinations,
+)
 from hecktorseg.inference.dataset import (
     PROBABILITY_DIR,
     UNCERTAINTY_DIR,
@@ -20,28 +32,36 @@ from hecktorseg.inference.predictor import (
     MIRROR_AXES,
     CasePrediction,
     Predictor,
+    PredictorConfig,
     PreprocessingChoice,
     apply_preprocessing_choice,
     keep_largest_component,
     preprocessing_name,
-    resolve_device,
 )
 from hecktorseg.inference.sliding_window import gaussian_importance_map, sliding_window_predict, window_starts
 
 __all__ = [
+    "BACKENDS",
+    "INSTALL_COMMANDS",
     "MIRROR_AXES",
     "PROBABILITY_DIR",
     "UNCERTAINTY_DIR",
     "CasePrediction",
     "PredictReport",
     "Predictor",
+    "PredictorConfig",
     "PreprocessingChoice",
+    "RuntimeChoice",
+    "VerifiedCombination",
     "apply_preprocessing_choice",
+    "backend_available",
+    "compile_model",
     "gaussian_importance_map",
     "keep_largest_component",
     "predict_dataset",
     "preprocessing_name",
-    "resolve_device",
+    "select_runtime",
     "sliding_window_predict",
+    "verified_combinations",
     "window_starts",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal, overload
 
 import attrs
@@ -17,16 +18,16 @@ from torch import Tensor, nn
 
 from hecktorseg.config import from_dict, to_dict
 from hecktorseg.errors import CheckpointError, ConfigError, DataError
+from hecktorseg.inference.backends import (
+    BackendChoice,
+    CompiledModel,
+    RuntimeChoice,
+    compile_model,
+    select_runtime,
+)
 from hecktorseg.inference.sliding_window import sliding_window_predict
 from hecktorseg.io import BBox, Case, Geometry, array_to_image
-from hecktorseg.models import (
-    SIZE_DIVISOR,
-    InferenceSettings,
-    Precision,
-    load_any_checkpoint,
-    probabilities,
-    resolve_inference_settings,
-)
+from hecktorseg.models import SIZE_DIVISOR, load_any_checkpoint, probabilities
 from hecktorseg.preprocessing import (
     PAPER_PREPROCESS,
     PreprocessConfig,
@@ -36,17 +37,18 @@ from hecktorseg.preprocessing import (
     stack_channels,
     to_original_grid,
 )
+from hecktorseg.runtime import PrecisionChoice, resolve_device, set_threads
 from hecktorseg.typing import PathLike
 
 __all__ = [
     "MIRROR_AXES",
     "CasePrediction",
     "Predictor",
+    "PredictorConfig",
     "PreprocessingChoice",
     "apply_preprocessing_choice",
     "keep_largest_component",
     "preprocessing_name",
-    "resolve_device",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,25 +112,6 @@ def preprocessing_name(config: PreprocessConfig) -> str:
     if values == {name: getattr(defaults, name) for name in PAPER_PREPROCESS}:
         return "hecktorseg"
     return "custom"
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or ``None``) → CUDA if available else CPU; anything else as given.
-
-    Raises
-    ------
-    ConfigError
-        An unknown device, or CUDA requested without a GPU.
-    """
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"unknown device {device!r}: {exc}", hint="use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA was requested but no GPU is available", hint="use --device cpu")
-    return dev
 
 
 def keep_largest_component(mask: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint8]:
@@ -206,28 +189,51 @@ def _preprocess_from_metadata(metadata: dict[str, Any], where: str) -> Preproces
     return from_dict(PreprocessConfig, data, where=f"{where}: metadata.preprocess")
 
 
-class Predictor:
-    """Segment PET/CT with one model or an ensemble, optionally with test-time mirroring.
+def _window(value: Sequence[int] | None) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    win = tuple(int(w) for w in value)
+    if len(win) != 3 or min(win) < 1:
+        raise ConfigError(f"window_size must be three positive sides (z, y, x), got {value}")
+    return (win[0], win[1], win[2])
 
-    The models are loaded and prepared once; :meth:`predict_array` works on
-    normalised network input, :meth:`predict_case` / :meth:`predict_images`
-    on raw images (preprocessing in memory with the checkpoint's settings,
-    probabilities mapped back onto the CT grid, *then* thresholded).
 
-    Parameters
+def _check_threshold(instance: Any, attribute: Any, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"threshold must be in (0, 1), got {value}")
+
+
+def _check_preprocessing(instance: Any, attribute: Any, value: str) -> None:
+    if value not in ("auto", "original", "hecktorseg"):
+        raise ConfigError(
+            f"unknown preprocessing {value!r}", hint="use auto, original (the authors') or hecktorseg"
+        )
+
+
+def _check_positive_or_none(instance: Any, attribute: Any, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{attribute.name} must be >= 1, got {value}")
+
+
+@attrs.frozen
+class PredictorConfig:
+    """How a :class:`Predictor` runs its models.
+
+    Attributes
     ----------
-    models
-        The networks (same input channels and number of output classes).
-    preprocess
-        Preprocessing settings (the grid the models expect). A ``"label"`` box
-        source is replaced by ``"auto"`` (no ground truth at inference).
     device
         ``"auto"``, ``"cpu"``, ``"cuda"``, … (where the models run).
+    backend
+        ``"auto"`` (the fastest verified combination installed here, see
+        :func:`~hecktorseg.inference.select_runtime`), ``"torch"``, ``"openvino"`` or
+        ``"onnxruntime"``. ``backend="torch", precision="fp32"`` is the exact reference.
+    precision
+        ``"auto"``, ``"fp32"``, ``"bf16"`` (or ``"fp16"`` on CUDA).
     tta
         Average over the 8 mirrorings of the input.
-    precision
-        ``"auto"`` (the fastest exact setting of :mod:`hecktorseg.models`),
-        ``"fp32"`` or ``"bf16"``.
+    tta_batch
+        Mirrorings run together in one batch (1: one after the other; 8: all at once,
+        more memory).
     threshold
         Binary models: foreground where the probability is above this.
     largest_component
@@ -238,60 +244,113 @@ class Predictor:
     overlap
         Sliding-window overlap.
     output_device
-        Where sliding-window outputs are accumulated (default: CPU).
+        Where sliding-window outputs are accumulated (``None``: the model device).
     num_threads
-        If given, ``torch.set_num_threads(num_threads)``.
+        If given, the CPU threads of torch and of the backend.
+    cache
+        Keep converted models on disk (``True``: :func:`hecktorseg.runtime.cache_dir`;
+        a folder; ``False``: none).
     check_intensities
         Refuse a case whose CT is not in Hounsfield units or whose PET is not in SUV
         or Bq/ml (e.g. swapped files); see :func:`hecktorseg.preprocessing.check_intensities`.
+    preprocessing
+        Which preprocessing :meth:`Predictor.from_checkpoints` gives the models
+        (:data:`PreprocessingChoice`; see :func:`apply_preprocessing_choice`).
+    """
+
+    device: str = attrs.field(default="auto", converter=str)
+    backend: BackendChoice = "auto"
+    precision: PrecisionChoice = "auto"
+    tta: bool = False
+    tta_batch: int = attrs.field(default=1, validator=_check_positive_or_none)
+    threshold: float = attrs.field(default=0.5, converter=float, validator=_check_threshold)
+    largest_component: bool = False
+    window_size: tuple[int, int, int] | None = attrs.field(default=None, converter=_window)
+    overlap: float = 0.5
+    output_device: str | None = "cpu"
+    num_threads: int | None = attrs.field(default=None, validator=_check_positive_or_none)
+    cache: bool | str = True
+    check_intensities: bool = True
+    preprocessing: PreprocessingChoice = attrs.field(default="auto", validator=_check_preprocessing)
+
+
+_CONFIG_FIELDS = frozenset(f.name for f in attrs.fields(PredictorConfig))
+
+
+def _make_config(config: PredictorConfig | None, overrides: dict[str, Any]) -> PredictorConfig:
+    unknown = sorted(set(overrides) - _CONFIG_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown Predictor option(s): {', '.join(unknown)}")
+    values: dict[str, Any] = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in overrides.items()}
+    if "device" in values and values["device"] is None:
+        values["device"] = "auto"
+    return attrs.evolve(config or PredictorConfig(), **values)
+
+
+class Predictor:
+    """Segment PET/CT with one model or an ensemble, optionally with test-time mirroring.
+
+    The models are loaded, converted and compiled once (:func:`compile_model`);
+    :meth:`predict_array` works on normalised network input, :meth:`predict_case` /
+    :meth:`predict_images` on raw images (preprocessing in memory with the checkpoint's
+    settings, probabilities mapped back onto the CT grid, *then* thresholded).
+
+    Parameters
+    ----------
+    models
+        The networks (same input channels and number of output classes).
+    config
+        How they run (:class:`PredictorConfig`; defaults when ``None``).
+    preprocess
+        Preprocessing settings (the grid the models expect). A ``"label"`` box
+        source is replaced by ``"auto"`` (no ground truth at inference).
     model_names
         Names of the models in errors (default ``model 1``, ``model 2``, …;
         :meth:`from_checkpoints` uses the checkpoint paths).
+    **overrides
+        Fields of :class:`PredictorConfig` (``tta=True``, ``device="cpu"``, …) that
+        replace those of ``config``.
     """
 
     def __init__(
         self,
         models: Sequence[nn.Module],
+        config: PredictorConfig | None = None,
         *,
         preprocess: PreprocessConfig | None = None,
-        device: str | torch.device | None = "auto",
-        tta: bool = False,
-        precision: Precision = "auto",
-        threshold: float = 0.5,
-        largest_component: bool = False,
-        window_size: Sequence[int] | None = None,
-        overlap: float = 0.5,
-        output_device: str | torch.device | None = "cpu",
-        num_threads: int | None = None,
-        check_intensities: bool = True,
         model_names: Sequence[str] | None = None,
+        **overrides: Any,
     ) -> None:
         if not models:
             raise ConfigError("a Predictor needs at least one model")
-        if not 0.0 < threshold < 1.0:
-            raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
-        if num_threads is not None:
-            if num_threads < 1:
-                raise ConfigError(f"num_threads must be >= 1, got {num_threads}")
-            torch.set_num_threads(int(num_threads))
-        cfg = preprocess or PreprocessConfig()
-        if cfg.box_source == "label":
+        self.config: PredictorConfig = _make_config(config, overrides)
+        cfg = self.config
+        set_threads(cfg.num_threads)
+        pre = preprocess or PreprocessConfig()
+        if pre.box_source == "label":
             logger.info("box_source 'label' is for training only; inference uses 'auto' (table, else PET)")
-            cfg = attrs.evolve(cfg, box_source="auto")
-        self.preprocess: PreprocessConfig = cfg
-        self.device: torch.device = resolve_device(device)
-        self.settings: InferenceSettings = resolve_inference_settings(self.device, precision)
-        self.models: list[nn.Module] = [self.settings.prepare(m) for m in models]
-        self.tta = bool(tta)
-        self.threshold = float(threshold)
-        self.largest_component = bool(largest_component)
-        win = tuple(int(w) for w in window_size) if window_size is not None else tuple(cfg.size[::-1])
-        if len(win) != 3 or min(win) < 1:
-            raise ConfigError(f"window_size must be three positive sides (z, y, x), got {window_size}")
-        self.window_size: tuple[int, int, int] = (win[0], win[1], win[2])
-        self.overlap = float(overlap)
-        self.output_device = torch.device(output_device) if output_device is not None else self.device
-        self.check_intensities = bool(check_intensities)
+            pre = attrs.evolve(pre, box_source="auto")
+        self.preprocess: PreprocessConfig = pre
+        self.device: torch.device = resolve_device(cfg.device)
+        self.runtime: RuntimeChoice = select_runtime(cfg.backend, cfg.precision, self.device)
+        cache: bool | str = cfg.cache
+        self.models: list[CompiledModel] = [
+            compile_model(
+                m,
+                self.runtime,
+                cache=cache if isinstance(cache, bool) else Path(cache),
+                num_threads=cfg.num_threads,
+            )
+            for m in models
+        ]
+        logger.info("inference: %d model(s), %s", len(self.models), self.runtime)
+        self.tta = bool(cfg.tta)
+        self.threshold = float(cfg.threshold)
+        self.largest_component = bool(cfg.largest_component)
+        self.window_size: tuple[int, int, int] = cfg.window_size or (pre.size[2], pre.size[1], pre.size[0])
+        self.overlap = float(cfg.overlap)
+        self.output_device = torch.device(cfg.output_device) if cfg.output_device is not None else self.device
+        self.check_intensities = bool(cfg.check_intensities)
         names = list(model_names) if model_names is not None else []
         self.model_names: list[str] = [
             names[i] if i < len(names) else f"model {i + 1}" for i in range(len(self.models))
@@ -302,19 +361,10 @@ class Predictor:
     def from_checkpoints(
         cls,
         paths: Sequence[PathLike] | PathLike,
+        config: PredictorConfig | None = None,
         *,
-        device: str | torch.device | None = "auto",
-        tta: bool = False,
-        precision: Precision = "auto",
-        threshold: float = 0.5,
-        largest_component: bool = False,
         preprocess: PreprocessConfig | None = None,
-        window_size: Sequence[int] | None = None,
-        overlap: float = 0.5,
-        output_device: str | torch.device | None = "cpu",
-        num_threads: int | None = None,
-        preprocessing: PreprocessingChoice = "auto",
-        check_intensities: bool = True,
+        **overrides: Any,
     ) -> Predictor:
         """Load one or more checkpoints (ours or the original implementation's) into a Predictor.
 
@@ -327,7 +377,8 @@ class Predictor:
         ensemble must agree on the result unless ``preprocess`` is given.
         The sliding window defaults to the grid the (first) model was trained on,
         so a ``preprocess`` with a larger ``size`` (e.g. a whole 2022 field of
-        view) is predicted window by window. Other parameters as in :class:`Predictor`.
+        view) is predicted window by window. ``config`` and ``overrides`` as in
+        :class:`Predictor`.
 
         Raises
         ------
@@ -338,16 +389,19 @@ class Predictor:
         """
         items = [paths] if isinstance(paths, (str, bytes)) or not isinstance(paths, Sequence) else list(paths)
         if not items:
-            raise ConfigError("no checkpoint given", hint="pass at least one --model CKPT")
-        dev = resolve_device(device)
+            raise ConfigError("no checkpoint given", hint="pass at least one checkpoint path")
+        cfg = _make_config(config, overrides)
+        dev = resolve_device(cfg.device)
+        # non-torch backends convert on the CPU; torch loads straight onto its device
+        map_location = dev if select_runtime(cfg.backend, cfg.precision, dev).backend == "torch" else "cpu"
         models: list[nn.Module] = []
         configs: list[tuple[str, PreprocessConfig]] = []
         for path in items:
-            loaded = load_any_checkpoint(path, map_location=dev)
+            loaded = load_any_checkpoint(path, map_location=map_location)
             models.append(loaded.model)
             saved = _preprocess_from_metadata(loaded.metadata, str(path))
             chosen = apply_preprocessing_choice(
-                saved, preprocessing, original_checkpoint=loaded.kind == "original"
+                saved, cfg.preprocessing, original_checkpoint=loaded.kind == "original"
             )
             configs.append((str(path), chosen))
         if preprocess is None:
@@ -361,28 +415,14 @@ class Predictor:
                         hint="ensemble only models trained on the same grid, or pass one preprocess config",
                     )
             preprocess = first
-        if window_size is None:
+        if cfg.window_size is None:
             # the grid the models were trained on; a larger inference grid is then covered by windows
             trained = configs[0][1].size
-            window_size = (int(trained[2]), int(trained[1]), int(trained[0]))
+            cfg = attrs.evolve(cfg, window_size=(int(trained[2]), int(trained[1]), int(trained[0])))
         logger.info(
             "loaded %d model(s) on %s; preprocessing: %s", len(models), dev, preprocessing_name(preprocess)
         )
-        return cls(
-            models,
-            preprocess=preprocess,
-            device=dev,
-            tta=tta,
-            precision=precision,
-            threshold=threshold,
-            largest_component=largest_component,
-            window_size=window_size,
-            overlap=overlap,
-            output_device=output_device,
-            num_threads=num_threads,
-            check_intensities=check_intensities,
-            model_names=[str(p) for p in items],
-        )
+        return cls(models, cfg, preprocess=preprocess, model_names=[str(p) for p in items])
 
     # -- arrays ----------------------------------------------------------------------------------
     @property
@@ -398,31 +438,32 @@ class Predictor:
     def _mean_and_var(self, x: Tensor, with_var: bool) -> Tensor:
         """Mean (and variance) over models × mirrorings for one window ``(1, 2, z, y, x)``.
 
+        The mirrorings go through each model ``tta_batch`` at a time, as one batch.
         Returns ``(1, C, …)`` or, with ``with_var``, ``(1, 2C, …)`` = [mean, variance].
         """
         mirrors = MIRROR_AXES if self.tta else ((),)
-        xin = self.settings.prepare_input(x)
+        step = max(1, self.config.tta_batch)
+        groups = [mirrors[i : i + step] for i in range(0, len(mirrors), step)]
         mean: Tensor | None = None
         m2: Tensor | None = None
         count = 0
         for index, model in enumerate(self.models):
-            for dims in mirrors:
-                inp = torch.flip(xin, dims) if dims else xin
-                with self.settings.context():
-                    logits = model(inp)
-                    prob = probabilities(logits.float())
-                prob = torch.flip(prob, dims) if dims else prob
-                prob = prob.float().contiguous()
-                _check_finite(prob, self.model_names[index])
-                count += 1
-                if mean is None:
-                    mean = prob.clone()
-                    m2 = torch.zeros_like(prob) if with_var else None
-                    continue
-                delta = prob - mean
-                mean += delta / count
-                if m2 is not None:
-                    m2 += delta * (prob - mean)
+            for group in groups:
+                batch = torch.cat([torch.flip(x, dims) if dims else x for dims in group], dim=0)
+                probs = probabilities(model(batch).float())
+                for k, dims in enumerate(group):
+                    prob = probs[k : k + 1]
+                    prob = (torch.flip(prob, dims) if dims else prob).to(x.device, torch.float32).contiguous()
+                    _check_finite(prob, self.model_names[index])
+                    count += 1
+                    if mean is None:
+                        mean = prob.clone()
+                        m2 = torch.zeros_like(prob) if with_var else None
+                        continue
+                    delta = prob - mean
+                    mean += delta / count
+                    if m2 is not None:
+                        m2 += delta * (prob - mean)
         assert mean is not None
         if with_var:
             assert m2 is not None
@@ -620,7 +661,7 @@ class Predictor:
         n = len(self.models)
         models = f"{n} models (ensemble)" if n > 1 else "1 model"
         return (
-            f"Predictor({models}, tta={self.tta}, device={self.device}, "
-            f"precision={self.settings.precision}, threshold={self.threshold}, "
+            f"Predictor({models}, tta={self.tta}, device={self.device}, backend={self.runtime.backend}, "
+            f"precision={self.runtime.precision}, threshold={self.threshold}, "
             f"preprocessing={self.preprocessing_name})"
         )

@@ -1,5 +1,5 @@
 """Networks of hecktorseg: the SE-norm U-Net (HECKTOR 2020 winner), the plain baseline U-Net,
-a name registry, checkpoints (ours and the original implementation's), export and fast CPU inference.
+a name registry, checkpoints (ours and the original implementation's), and export.
 """
 
 from hecktorseg.models.baseline_unet import BaselineUNet
@@ -23,15 +23,6 @@ from hecktorseg.models.layers import (
     SEUpsample3d,
     SEWeights3d,
 )
-from hecktorseg.models.performance import (
-    InferenceSettings,
-    Precision,
-    bf16_supported,
-    inference_context,
-    optimize_for_inference,
-    resolve_inference_settings,
-    run_inference,
-)
 from hecktorseg.models.registry import (
     MAX_PARAMETERS,
     available_models,
@@ -51,9 +42,7 @@ __all__ = [
     "SIZE_DIVISOR",
     "BaselineUNet",
     "BasicConv3d",
-    "InferenceSettings",
     "LoadedCheckpoint",
-    "Precision",
     "ResidualSEConv3d",
     "SEConv3d",
     "SENorm3d",
@@ -61,24 +50,19 @@ __all__ = [
     "SEUpsample3d",
     "SEWeights3d",
     "available_models",
-    "bf16_supported",
     "build_model",
     "check_input_shape",
     "convert_original_checkpoint",
     "export_model",
-    "inference_context",
     "load_any_checkpoint",
     "load_checkpoint",
     "load_original_checkpoint",
     "model_hparams",
     "model_name",
-    "optimize_for_inference",
     "probabilities",
     "probe_model",
     "read_checkpoint_file",
     "register_model",
-    "resolve_inference_settings",
-    "run_inference",
     "save_checkpoint",
     "save_original_checkpoint",
     "swap_kernel_axes",

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         paper_splits,
         save_split,
     )
-    from hecktorseg.training.steps import autocast_context, batch_dice, eval_step, train_step
+    from hecktorseg.training.steps import batch_dice, eval_step, train_step
     from hecktorseg.training.trainer import (
         RESULT_FILES,
         Trainer,
@@ -49,8 +49,6 @@ if TYPE_CHECKING:
         fold_splits,
         left_out_cases,
         prepare_fold_dir,
-        resolve_amp,
-        resolve_device,
         train,
         train_all_folds,
     )
@@ -71,7 +69,6 @@ _LAZY = {
     "paper_fold_coverage": "splits",
     "paper_splits": "splits",
     "save_split": "splits",
-    "autocast_context": "steps",
     "batch_dice": "steps",
     "eval_step": "steps",
     "train_step": "steps",
@@ -83,8 +80,6 @@ _LAZY = {
     "fold_splits": "trainer",
     "left_out_cases": "trainer",
     "prepare_fold_dir": "trainer",
-    "resolve_amp": "trainer",
-    "resolve_device": "trainer",
     "train": "trainer",
     "train_all_folds": "trainer",
 }
@@ -98,7 +93,6 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
-    "autocast_context",
     "batch_dice",
     "build_augmentation",
     "build_train_model",
@@ -115,8 +109,6 @@ __all__ = [
     "plot_learning_curves",
     "prepare_fold_dir",
     "read_metrics_csv",
-    "resolve_amp",
-    "resolve_device",
     "save_split",
     "train",
     "train_all_folds",

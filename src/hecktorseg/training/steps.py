@@ -8,26 +8,17 @@ always evaluated in float32, outside autocast.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["autocast_context", "batch_dice", "eval_step", "train_step"]
+from hecktorseg.runtime import autocast
+
+__all__ = ["batch_dice", "eval_step", "train_step"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-@contextlib.contextmanager
-def autocast_context(device: torch.device, amp_dtype: torch.dtype | None) -> Iterator[None]:
-    """``torch.autocast`` on ``device`` with ``amp_dtype``, or nothing if ``amp_dtype`` is ``None``."""
-    if amp_dtype is None:
-        yield
-        return
-    with torch.autocast(device_type=device.type, dtype=amp_dtype):
-        yield
 
 
 def _to_device(
@@ -79,7 +70,7 @@ def train_step(
     dev = torch.device(device)
     image, label = _to_device(batch, dev, memory_format)
     optimizer.zero_grad(set_to_none=True)
-    with autocast_context(dev, amp_dtype):
+    with autocast(dev, amp_dtype):
         logits = model(image)
     loss = loss_fn(logits.float(), label)
     if scaler is not None:
@@ -153,7 +144,7 @@ def eval_step(
     """
     dev = torch.device(device)
     image, label = _to_device(batch, dev, memory_format)
-    with autocast_context(dev, amp_dtype):
+    with autocast(dev, amp_dtype):
         logits = model(image)
     logits = logits.float()
     loss = loss_fn(logits, label)

@@ -65,6 +65,7 @@ from hecktorseg.models import (
     unwrap_model,
 )
 from hecktorseg.preprocessing import read_manifest
+from hecktorseg.runtime import Precision, autocast_dtype, resolve_device, resolve_precision, set_threads
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.distributed import (
     DistContext,
@@ -88,8 +89,6 @@ __all__ = [
     "fold_splits",
     "left_out_cases",
     "prepare_fold_dir",
-    "resolve_amp",
-    "resolve_device",
     "train",
     "train_all_folds",
 ]
@@ -149,27 +148,16 @@ class TrainResult:
     history: tuple[EpochMetrics, ...] = ()
 
 
-def resolve_device(config: TrainConfig, ctx: DistContext | None = None) -> torch.device:
-    """The device to train on (``cuda:LOCAL_RANK`` under torchrun).
-
-    Raises
-    ------
-    ConfigError
-        ``device: cuda`` without an available CUDA device.
-    """
+def _train_device(config: TrainConfig, ctx: DistContext | None = None) -> torch.device:
+    """The device to train on (``cuda:LOCAL_RANK`` under torchrun)."""
     local_rank = ctx.local_rank if ctx is not None else 0
-    if config.device == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-    if config.device == "cuda":
-        raise ConfigError(
-            "train.device: 'cuda' was requested but no CUDA device is available", hint="use --device cpu"
-        )
-    return torch.device("cpu")
+    try:
+        return resolve_device(config.device, local_rank=local_rank)
+    except ConfigError as exc:
+        raise ConfigError(f"train.device: {exc.message}", hint=exc.hint) from None
 
 
-def resolve_amp(config: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
+def _train_precision(config: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """Autocast dtype (``None``: float32) and whether to use a gradient scaler.
 
     ``amp: null`` means on for CUDA (float16 + scaler), off on CPU. An explicit
@@ -178,12 +166,11 @@ def resolve_amp(config: TrainConfig, device: torch.device) -> tuple[torch.dtype 
     use = config.amp if config.amp is not None else device.type == "cuda"
     if not use:
         return None, False
-    if config.amp_dtype == "float16":
-        dtype = torch.float16
-    elif config.amp_dtype == "bfloat16":
-        dtype = torch.bfloat16
+    if config.amp_dtype == "auto":
+        precision: Precision = "fp16" if device.type == "cuda" else "bf16"
     else:
-        dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        precision = resolve_precision(config.amp_dtype, torch.device("cuda"))
+    dtype = autocast_dtype(precision)
     return dtype, dtype == torch.float16 and device.type == "cuda"
 
 
@@ -379,11 +366,10 @@ class Trainer:
         self.config = config
         self.fold_dir = Path(fold_dir)
         self.ctx = ctx if ctx is not None else DistContext()
-        self.device = resolve_device(config, self.ctx)
-        self.amp_dtype, use_scaler = resolve_amp(config, self.device)
+        self.device = _train_device(config, self.ctx)
+        self.amp_dtype, use_scaler = _train_precision(config, self.device)
         self.memory_format = torch.channels_last_3d if config.channels_last else torch.contiguous_format
-        if config.num_threads is not None:
-            torch.set_num_threads(config.num_threads)
+        set_threads(config.num_threads)
         if model is None:
             _seed_everything(config.seed)
             model = build_train_model(config)
@@ -881,7 +867,7 @@ def train(
     manifest = read_manifest(data)
     _check_grid(manifest.config.size, data)
     probe_model(config.model, **_model_kwargs(config, 2))  # absurd sizes fail before anything is written
-    probe = resolve_device(config)
+    probe = _train_device(config)
     ctx = init_distributed(probe.type)
     try:
         _prepare_on_rank0(ctx, fold_dir, split, config, resume=resume, force=force)

@@ -1,0 +1,456 @@
+"""Inference backends: run a network with torch, OpenVINO or ONNX Runtime, in fp32 or bf16.
+
+:func:`select_runtime` resolves ``backend="auto"`` / ``precision="auto"`` against the
+table of combinations verified accurate on trained weights (package data
+``verified.json``, written from ``benchmarks/accuracy_bench.py``; see
+:doc:`/performance`) and the machine (installed backends, native bf16).
+:func:`compile_model` turns a torch module into a callable ``x -> float32 logits`` for
+the chosen backend, once per process (an in-memory cache keyed by the weights), and,
+for OpenVINO, once per machine (the converted model and its compiled blobs are kept
+under :func:`hecktorseg.runtime.cache_dir`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import attrs
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hecktorseg.errors import ConfigError
+from hecktorseg.runtime import Precision, autocast, cache_dir, native_bf16, resolve_precision
+
+__all__ = [
+    "BACKENDS",
+    "INSTALL_COMMANDS",
+    "Backend",
+    "BackendChoice",
+    "CompiledModel",
+    "RuntimeChoice",
+    "VerifiedCombination",
+    "backend_available",
+    "clear_compiled_cache",
+    "compile_model",
+    "conversion_counts",
+    "select_runtime",
+    "verified_combinations",
+]
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["torch", "openvino", "onnxruntime"]
+BackendChoice = Literal["auto", "torch", "openvino", "onnxruntime"]
+BACKENDS: tuple[Backend, ...] = ("torch", "openvino", "onnxruntime")
+
+INSTALL_COMMANDS: dict[str, str] = {
+    "torch": "pip install torch",
+    "openvino": "pip install openvino",
+    "onnxruntime": "pip install 'hecktorseg[onnxruntime]'",
+}
+"""How to install each backend (the CLI prints it when one is missing)."""
+
+_MODULES: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",),
+    "openvino": ("openvino",),
+    "onnxruntime": ("onnxruntime", "onnx"),
+}
+
+
+class CompiledModel(Protocol):
+    """A network ready for inference: ``(N, C, z, y, x)`` float32 in, float32 logits out (CPU or device)."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+@attrs.frozen
+class VerifiedCombination:
+    """One backend × precision checked on trained weights against torch fp32.
+
+    Attributes
+    ----------
+    backend, precision
+        The combination.
+    passed
+        Per-case mask Dice >= 0.995 and held-out mean Dice within 0.005 of torch fp32.
+    native_bf16
+        Only fast (and only chosen by ``auto``) where the CPU computes bf16 natively.
+    seconds
+        Measured seconds per 144³ forward pass at f = 24 on 2 threads (the ranking of ``auto``).
+    worst_dice
+        Worst per-case mask Dice against torch fp32 over the benchmark's models and cases.
+    """
+
+    backend: Backend
+    precision: Precision
+    passed: bool
+    native_bf16: bool
+    seconds: float
+    worst_dice: float
+
+
+@functools.lru_cache(maxsize=1)
+def verified_combinations() -> tuple[VerifiedCombination, ...]:
+    """The verified table shipped with the package (fastest first)."""
+    text = resources.files("hecktorseg.inference").joinpath("verified.json").read_text(encoding="utf-8")
+    rows = json.loads(text)["combinations"]
+    combos = [
+        VerifiedCombination(
+            backend=r["backend"],
+            precision=r["precision"],
+            passed=bool(r["passed"]),
+            native_bf16=bool(r["native_bf16"]),
+            seconds=float(r["seconds"]),
+            worst_dice=float(r["worst_dice"]),
+        )
+        for r in rows
+    ]
+    return tuple(sorted(combos, key=lambda c: c.seconds))
+
+
+def backend_available(backend: str) -> bool:
+    """Whether the Python packages of ``backend`` are installed."""
+    return all(importlib.util.find_spec(m) is not None for m in _MODULES.get(backend, (backend,)))
+
+
+def _import_backend(backend: str) -> Any:
+    """Import the backend's main module or raise a :class:`ConfigError` with the install command."""
+    try:
+        for name in _MODULES[backend][1:]:
+            importlib.import_module(name)
+        return importlib.import_module(_MODULES[backend][0])
+    except ImportError:
+        raise ConfigError(
+            f"the {backend} inference backend is not installed",
+            hint=f"install it with: {INSTALL_COMMANDS[backend]} (or use backend 'torch')",
+        ) from None
+
+
+@attrs.frozen
+class RuntimeChoice:
+    """What runs the networks: backend, precision and device."""
+
+    backend: Backend
+    precision: Precision
+    device: torch.device
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.precision} on {self.device}"
+
+
+def _check_backend(backend: str) -> Backend:
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"unknown backend {backend!r}", hint="use backend 'auto', 'torch', 'openvino' or 'onnxruntime'"
+        )
+    return backend
+
+
+def select_runtime(
+    backend: str = "auto", precision: str = "auto", device: torch.device | str = "cpu"
+) -> RuntimeChoice:
+    """Resolve ``auto`` backend / precision for ``device``.
+
+    On the CPU, ``auto`` takes the fastest combination of :func:`verified_combinations`
+    that passed, whose backend is installed, that matches an explicit ``backend`` /
+    ``precision``, and that needs native bf16 only where the CPU has it; with none left,
+    torch fp32. On CUDA, only torch runs; ``auto`` precision is fp32 there (fp16 / bf16
+    autocast on request).
+
+    Raises
+    ------
+    ConfigError
+        An unknown backend or precision, a backend other than torch on CUDA, fp16 on the
+        CPU, bf16 with ONNX Runtime, or an explicit backend that is not installed.
+    """
+    dev = torch.device(device)
+    if backend != "auto":
+        _check_backend(backend)
+    fixed: Precision | None = None if precision == "auto" else resolve_precision(precision, dev)
+    if dev.type != "cpu":
+        if backend not in ("auto", "torch"):
+            raise ConfigError(
+                f"backend {backend!r} runs on the CPU only",
+                hint="use backend 'torch' on a GPU, or device 'cpu'",
+            )
+        return RuntimeChoice("torch", fixed or "fp32", dev)
+    if backend == "onnxruntime" and fixed == "bf16":
+        raise ConfigError(
+            "ONNX Runtime has no bf16 convolutions on the CPU",
+            hint="use precision 'fp32' with onnxruntime, or backend 'openvino' / 'torch' for bf16",
+        )
+    if backend != "auto" and not backend_available(backend):
+        _import_backend(backend)  # raises with the install command
+    native = native_bf16("cpu")
+    for combo in verified_combinations():
+        if not combo.passed or (combo.native_bf16 and not native):
+            continue
+        if backend != "auto" and combo.backend != backend:
+            continue
+        if fixed is not None and combo.precision != fixed:
+            continue
+        if backend == "auto" and not backend_available(combo.backend):
+            continue
+        return RuntimeChoice(combo.backend, combo.precision, dev)
+    chosen: Backend = "torch" if backend == "auto" else _check_backend(backend)
+    return RuntimeChoice(chosen, fixed or "fp32", dev)
+
+
+# -- compiled models ------------------------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_COMPILED: OrderedDict[tuple[str, ...], CompiledModel] = OrderedDict()
+_MAX_COMPILED = 32
+_CONVERSIONS: Counter[str] = Counter()
+
+
+def conversion_counts() -> dict[str, int]:
+    """How many models each backend converted in this process (an in-process cache hit adds nothing)."""
+    return dict(_CONVERSIONS)
+
+
+def clear_compiled_cache() -> None:
+    """Forget the models compiled in this process (the disk cache stays)."""
+    with _LOCK:
+        _COMPILED.clear()
+
+
+def _fingerprint(model: nn.Module) -> str:
+    """A hash of the architecture and the weights."""
+    digest = hashlib.sha256(type(model).__qualname__.encode())
+    digest.update(repr(model).encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:32]
+
+
+class _TorchModel:
+    """Eager torch under ``inference_mode`` (+ autocast; channels-last-3d for bf16 on the CPU)."""
+
+    def __init__(self, model: nn.Module, choice: RuntimeChoice) -> None:
+        self.device = choice.device
+        self.precision = choice.precision
+        self.memory_format = (
+            torch.channels_last_3d
+            if choice.precision == "bf16" and choice.device.type == "cpu"
+            else torch.contiguous_format
+        )
+        model.eval()
+        self.model: nn.Module = model.to(self.device)
+        for tensor in list(self.model.parameters()) + list(self.model.buffers()):
+            if tensor.ndim == 5:
+                tensor.data = tensor.data.contiguous(memory_format=self.memory_format)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = x.to(device=self.device, dtype=torch.float32).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            out: Tensor = self.model(x)
+        return out.float().contiguous()
+
+
+class _OpenVINOModel:
+    """An OpenVINO model compiled per input shape (static shapes are faster than dynamic ones)."""
+
+    def __init__(self, ov_model: Any, core: Any, precision: Precision, threads: int) -> None:
+        self.ov_model = ov_model
+        self.core = core
+        # OpenVINO 2026.4's CPU plugin crashes (segmentation fault) compiling this network in f32 on
+        # one thread, or for batches of 4 and more: f32 runs on >= 2 threads, one sample at a time.
+        self.one_by_one = precision == "fp32"
+        if threads == 1 and precision == "fp32":
+            logger.info("OpenVINO fp32 runs on 2 threads (one thread crashes OpenVINO 2026.4)")
+            threads = 2
+        self.config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self._compiled: dict[tuple[int, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def _for_shape(self, shape: tuple[int, ...]) -> Any:
+        with self._lock:
+            compiled = self._compiled.get(shape)
+            if compiled is None:
+                import openvino as ov
+
+                model = self.ov_model.clone()
+                model.reshape({model.inputs[0]: ov.PartialShape(list(shape))})
+                compiled = self.core.compile_model(model, "CPU", self.config)
+                self._compiled[shape] = compiled
+                logger.debug("OpenVINO: compiled for input %s", shape)
+            return compiled
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.one_by_one and x.shape[0] > 1:
+            return torch.cat([self(x[i : i + 1]) for i in range(x.shape[0])])
+        arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        compiled = self._for_shape(tuple(int(s) for s in arr.shape))
+        request = compiled.create_infer_request()
+        out = request.infer({0: arr})[compiled.outputs[0]]
+        return torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
+
+
+class _ONNXRuntimeModel:
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: Tensor) -> Tensor:
+        arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        (out,) = self.session.run(None, {self.input_name: arr})
+        return torch.from_numpy(np.asarray(out, dtype=np.float32))
+
+
+def _example(model: nn.Module) -> Tensor:
+    channels = int(getattr(model, "in_channels", 2))
+    return torch.zeros((1, channels, 32, 32, 32))
+
+
+def _write_dir_atomically(final: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp_dir)``, then move ``tmp_dir`` onto ``final`` (another process may win the race)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        write(tmp)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # ``final`` appeared meanwhile (a parallel process): keep theirs
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _openvino_model(model: nn.Module, key: str, precision: Precision, threads: int, disk: Path | None) -> Any:
+    ov = _import_backend("openvino")
+    core = ov.Core()
+    folder = disk / "openvino" / ov.get_version().split("-")[0] if disk is not None else None
+    ir = folder / key / "model.xml" if folder is not None else None
+    if folder is not None:
+        try:
+            core.set_property({"CACHE_DIR": str(folder / "blobs")})
+        except Exception as exc:
+            logger.warning("OpenVINO: no compiled-model cache (%s)", exc)
+    if ir is not None and ir.exists():
+        ov_model = core.read_model(str(ir))
+        logger.info("OpenVINO: model read from the cache %s", ir.parent)
+    else:
+        channels = int(getattr(model, "in_channels", 2))
+        with torch.no_grad():
+            ov_model = ov.convert_model(
+                model.float().cpu().eval(),
+                example_input=_example(model),
+                input=[ov.PartialShape([-1, channels, -1, -1, -1])],
+            )
+        _CONVERSIONS["openvino"] += 1
+        if ir is not None:
+            try:
+                _write_dir_atomically(
+                    ir.parent,
+                    lambda tmp: ov.save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=False),
+                )
+                logger.info("OpenVINO: converted model cached in %s", ir.parent)
+            except OSError as exc:
+                logger.warning("OpenVINO: could not cache the converted model in %s (%s)", ir.parent, exc)
+    return _OpenVINOModel(ov_model, core, precision, threads)
+
+
+def _onnxruntime_model(model: nn.Module, key: str, threads: int, disk: Path | None) -> CompiledModel:
+    _import_backend("onnxruntime")
+    from hecktorseg.models.export import _export_onnx
+
+    if disk is not None:
+        path = disk / "onnx" / f"{key}.onnx"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _export_onnx(model.float().cpu().eval(), _example(model), path)
+            _CONVERSIONS["onnxruntime"] += 1
+        return _ONNXRuntimeModel(path, threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        _export_onnx(model.float().cpu().eval(), _example(model), path)
+        _CONVERSIONS["onnxruntime"] += 1
+        return _ONNXRuntimeModel(path, threads)
+
+
+def compile_model(
+    model: nn.Module,
+    choice: RuntimeChoice,
+    *,
+    cache: bool | Path | str = True,
+    num_threads: int | None = None,
+) -> CompiledModel:
+    """A callable running ``model`` with ``choice``'s backend and precision (float32 logits out).
+
+    Parameters
+    ----------
+    model
+        The network (for the torch backend it is moved and prepared in place).
+    choice
+        From :func:`select_runtime`.
+    cache
+        Keep converted models on disk: ``True`` in :func:`hecktorseg.runtime.cache_dir`, a
+        folder, or ``False`` for none. Within a process, a model with the same weights is
+        converted only once whatever this says.
+    num_threads
+        CPU threads of OpenVINO / ONNX Runtime (default: ``torch.get_num_threads()``).
+
+    Raises
+    ------
+    ConfigError
+        The backend is not installed.
+    """
+    threads = int(num_threads or torch.get_num_threads())
+    if choice.backend == "torch":
+        _CONVERSIONS["torch"] += 1
+        return _TorchModel(model, choice)
+    key = _fingerprint(model)
+    memo = (key, choice.backend, choice.precision, str(threads))
+    with _LOCK:
+        hit = _COMPILED.get(memo)
+        if hit is not None:
+            _COMPILED.move_to_end(memo)
+            return hit
+    disk: Path | None
+    if cache is True:
+        disk = cache_dir()
+    elif cache is False:
+        disk = None
+    else:
+        disk = Path(cache)
+    compiled: CompiledModel
+    if choice.backend == "openvino":
+        compiled = _openvino_model(model, key, choice.precision, threads, disk)
+    else:
+        if choice.precision != "fp32":
+            raise ConfigError(
+                "ONNX Runtime runs fp32 only here", hint="use precision 'fp32' with onnxruntime"
+            )
+        compiled = _onnxruntime_model(model, key, threads, disk)
+    with _LOCK:
+        _COMPILED[memo] = compiled
+        while len(_COMPILED) > _MAX_COMPILED:
+            _COMPILED.popitem(last=False)
+    return compiled
