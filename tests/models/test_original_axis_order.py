@@ -100,7 +100,7 @@ def test_ensemble_of_original_checkpoints_through_the_predictor(
     for i, state in enumerate(states):
         paths.append(tmp_path / f"ns{i}.pth")
         torch.save({prefix + k: v for k, v in state.items()}, paths[-1])
-    predictor = Predictor.from_checkpoints(paths, device="cpu", precision="fp32")
+    predictor = Predictor.from_checkpoints(paths, device="cpu", backend="torch", precision="fp32")
     assert predictor.preprocessing_name == "original"
     x = torch.randn(SHAPE[1:], generator=torch.Generator().manual_seed(5))
     probs = predictor.predict_array(x.numpy())

@@ -24,8 +24,8 @@ from hecktorseg.training import (
     fold_splits,
     make_splits,
     paper_fold_coverage,
-    resolve_amp,
 )
+from hecktorseg.training.trainer import _train_precision
 
 runner = CliRunner()
 PACKAGE_FILE = Path(hecktorseg.training.__file__).parent / "_data" / "paper_splits.json"
@@ -39,8 +39,8 @@ def _lists() -> dict[str, dict[str, list[str]]]:
 def test_train_preset_sets_the_paper_recipe() -> None:
     c = TrainConfig.paper()
     assert c.amp is False
-    assert resolve_amp(c, torch.device("cuda")) == (None, False)  # fp32 on CUDA too, no scaler
-    assert resolve_amp(TrainConfig(), torch.device("cuda")) == (torch.float16, True)  # ours: unchanged
+    assert _train_precision(c, torch.device("cuda")) == (None, False)  # fp32 on CUDA too, no scaler
+    assert _train_precision(TrainConfig(), torch.device("cuda")) == (torch.float16, True)  # ours: unchanged
     assert (c.model, c.n_filters, c.reduction) == ("senorm_unet", 24, 2)
     assert (c.epochs, c.batch_size, c.lr, c.betas, c.weight_decay) == (300, 1, 1e-3, (0.9, 0.99), 0.0)
     assert (c.scheduler, c.t_0, c.t_mult, c.eta_min) == ("cosine_warm_restarts", 25, 1, 1e-5)

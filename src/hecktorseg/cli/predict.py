@@ -81,8 +81,13 @@ def register(app: typer.Typer) -> None:
         """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid."""
         from rich.markup import escape
 
+        from hecktorseg.errors import ConfigError
         from hecktorseg.inference import Predictor, PredictorConfig, predict_dataset
 
+        if preprocessing not in ("auto", "original", "hecktorseg"):
+            raise ConfigError(
+                f"unknown --preprocessing {preprocessing!r}", hint="use auto, original or hecktorseg"
+            )
         config = PredictorConfig(
             device=device,
             backend=backend,  # type: ignore[arg-type]  # checked by select_runtime
