@@ -17,7 +17,7 @@
 - :func:`visualize_case` / :func:`visualize_dataset`: PNG overlays.
 """
 
-from hecktorseg.evaluation.dataset import (
+from hecktorseg.evaluation.evaluate import (
     EvaluationResult,
     GroundTruthCase,
     RankingResult,

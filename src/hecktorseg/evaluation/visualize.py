@@ -323,7 +323,7 @@ def visualize_dataset(
         The folder holds no case, the output folder cannot be written, or (without
         ``errors``) a case cannot be drawn.
     """
-    from hecktorseg.evaluation.dataset import find_prediction
+    from hecktorseg.evaluation.evaluate import find_prediction
 
     cases = find_visualization_cases(case_or_dir, layout=layout)
     out_root = ensure_output_dir(out_dir)

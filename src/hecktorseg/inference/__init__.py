@@ -10,7 +10,7 @@
   weights for inputs larger than the network's grid.
 """
 
-from hecktorseg.inference.dataset import (
+from hecktorseg.inference.batch import (
     PROBABILITY_DIR,
     UNCERTAINTY_DIR,
     PredictReport,

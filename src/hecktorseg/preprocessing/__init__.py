@@ -27,7 +27,7 @@ from hecktorseg.preprocessing.config import (
     PreprocessConfig,
     default_preprocess_config,
 )
-from hecktorseg.preprocessing.dataset import (
+from hecktorseg.preprocessing.batch import (
     GRID_MULTIPLE,
     PreprocessReport,
     check_trainable_size,
