@@ -25,6 +25,7 @@ PUBLIC_PACKAGES = (
     "hecktorseg",
     "hecktorseg.errors",
     "hecktorseg.typing",
+    "hecktorseg.reports",
     "hecktorseg.io",
     "hecktorseg.config",
     "hecktorseg.preprocessing",
@@ -41,6 +42,7 @@ PUBLIC_PACKAGES = (
 LAYERS: dict[str, int] = {
     "errors": 0,
     "typing": 0,
+    "reports": 0,
     "_version": 0,
     "_lazy": 0,
     "io": 1,

@@ -17,6 +17,14 @@
 - :func:`visualize_case` / :func:`visualize_dataset`: PNG overlays.
 """
 
+from hecktorseg.evaluation.detection import (
+    IOU_THRESHOLD,
+    LesionMatch,
+    aggregated_f1,
+    label_lesions,
+    lesion_iou,
+    match_lesions,
+)
 from hecktorseg.evaluation.evaluate import (
     EvaluationResult,
     GroundTruthCase,
@@ -26,14 +34,6 @@ from hecktorseg.evaluation.evaluate import (
     find_ground_truth,
     find_prediction,
     metric_columns,
-)
-from hecktorseg.evaluation.detection import (
-    IOU_THRESHOLD,
-    LesionMatch,
-    aggregated_f1,
-    label_lesions,
-    lesion_iou,
-    match_lesions,
 )
 from hecktorseg.evaluation.metrics import (
     SurfaceDistances,

@@ -13,7 +13,6 @@
 from hecktorseg.inference.batch import (
     PROBABILITY_DIR,
     UNCERTAINTY_DIR,
-    PredictReport,
     predict_dataset,
 )
 from hecktorseg.inference.predictor import (
@@ -33,7 +32,6 @@ __all__ = [
     "PROBABILITY_DIR",
     "UNCERTAINTY_DIR",
     "CasePrediction",
-    "PredictReport",
     "Predictor",
     "PreprocessingChoice",
     "apply_preprocessing_choice",

@@ -10,8 +10,6 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import attrs
-
 from hecktorseg.errors import HecktorsegError
 from hecktorseg.inference.predictor import Predictor
 from hecktorseg.io import (
@@ -24,9 +22,10 @@ from hecktorseg.io import (
     write_image,
 )
 from hecktorseg.preprocessing import PreprocessedCase, select_part
+from hecktorseg.reports import BatchReport
 from hecktorseg.typing import PathLike, ProgressCallback
 
-__all__ = ["PROBABILITY_DIR", "UNCERTAINTY_DIR", "PredictReport", "predict_dataset"]
+__all__ = ["PROBABILITY_DIR", "UNCERTAINTY_DIR", "predict_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,36 +34,6 @@ PROBABILITY_DIR = "probabilities"
 
 UNCERTAINTY_DIR = "uncertainty"
 """Sub-folder of the output folder holding ``<PID>.nii.gz`` variance maps."""
-
-
-@attrs.frozen
-class PredictReport:
-    """What :func:`predict_dataset` did.
-
-    Attributes
-    ----------
-    output_dir
-        Where the masks are.
-    done
-        Patient ids predicted in this run.
-    skipped
-        Patient ids whose output already existed as a complete image (not overwritten).
-    failed
-        Patient id → reason, for cases that could not be predicted.
-    seconds
-        Wall-clock time per predicted case (same order as ``done``).
-    """
-
-    output_dir: Path
-    done: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()
-    failed: dict[str, str] = attrs.field(factory=dict)
-    seconds: tuple[float, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """Whether no case failed."""
-        return not self.failed
 
 
 def predict_dataset(
@@ -81,7 +50,7 @@ def predict_dataset(
     overwrite: bool = False,
     workers: int = 0,
     progress: ProgressCallback | None = None,
-) -> PredictReport:
+) -> BatchReport:
     """Predict every case of a raw dataset and write ``OUTPUT_DIR/<PID>.nii.gz`` on the CT grid.
 
     Parameters
@@ -118,7 +87,7 @@ def predict_dataset(
 
     Returns
     -------
-    PredictReport
+    BatchReport
         Done / skipped / failed cases. A failing case is logged and reported;
         the others continue.
     """
@@ -171,7 +140,7 @@ def predict_dataset(
         start = time.perf_counter()
         if progress is not None:
             progress(len(skipped) + i + 1, len(cases), pid)
-    return PredictReport(
+    return BatchReport(
         output_dir=out, done=tuple(done), skipped=tuple(skipped), failed=failed, seconds=tuple(seconds)
     )
 

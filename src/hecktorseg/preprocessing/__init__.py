@@ -12,6 +12,14 @@
   (catches swapped modalities when a case is read).
 """
 
+from hecktorseg.preprocessing.batch import (
+    GRID_MULTIPLE,
+    check_trainable_size,
+    missing_labels,
+    output_paths,
+    preprocess_dataset,
+    select_part,
+)
 from hecktorseg.preprocessing.box import box_from_label, box_from_pet, find_brain
 from hecktorseg.preprocessing.case import (
     PreprocessedCase,
@@ -26,15 +34,6 @@ from hecktorseg.preprocessing.config import (
     BoxSource,
     PreprocessConfig,
     default_preprocess_config,
-)
-from hecktorseg.preprocessing.batch import (
-    GRID_MULTIPLE,
-    PreprocessReport,
-    check_trainable_size,
-    missing_labels,
-    output_paths,
-    preprocess_dataset,
-    select_part,
 )
 from hecktorseg.preprocessing.grid import (
     box_overlap_fraction,
@@ -68,7 +67,6 @@ __all__ = [
     "Manifest",
     "ManifestEntry",
     "PreprocessConfig",
-    "PreprocessReport",
     "PreprocessedCase",
     "SourceFile",
     "box_from_label",

@@ -48,11 +48,11 @@ from hecktorseg.preprocessing.manifest import (
     sha256_file,
     write_record,
 )
+from hecktorseg.reports import BatchReport
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
     "GRID_MULTIPLE",
-    "PreprocessReport",
     "check_trainable_size",
     "missing_labels",
     "output_paths",
@@ -64,48 +64,6 @@ GRID_MULTIPLE = 16
 """Every side of a preprocessed grid must be a multiple of this: the U-Nets halve it four times."""
 
 logger = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class PreprocessReport:
-    """What :func:`preprocess_dataset` did.
-
-    Attributes
-    ----------
-    out_dir
-        The output folder.
-    manifest_path
-        ``OUT/manifest.json`` (the merged index), or ``None`` when no case is complete.
-    done
-        Patient ids processed in this run.
-    skipped
-        Patient ids whose outputs were already up to date.
-    failed
-        Reason per patient id that failed.
-    warnings
-        Problems that did not fail a case (e.g. a manifest mixing configurations).
-    outside_box
-        Per patient id processed in this run whose label voxels fell partly outside the
-        box: label value → voxels lost (also logged as a warning).
-    """
-
-    out_dir: Path
-    manifest_path: Path | None
-    done: list[str]
-    skipped: list[str]
-    failed: dict[str, str]
-    warnings: list[str] = attrs.field(factory=list)
-    outside_box: dict[str, dict[int, int]] = attrs.field(factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """Whether no case failed."""
-        return not self.failed
-
-    @property
-    def total(self) -> int:
-        """Number of cases this run was responsible for."""
-        return len(self.done) + len(self.skipped) + len(self.failed)
 
 
 @attrs.frozen
@@ -420,7 +378,7 @@ def preprocess_dataset(
     check_intensities: bool = True,
     allow_missing_labels: bool = False,
     progress: ProgressCallback | None = None,
-) -> PreprocessReport:
+) -> BatchReport:
     """Preprocess every case of a dataset into ``output_dir``.
 
     Writes ``OUT/<PID>/<PID>_ct``, ``_pt`` and (labelled cases) ``_ct_gtvt``
@@ -460,7 +418,7 @@ def preprocess_dataset(
 
     Returns
     -------
-    PreprocessReport
+    BatchReport
         Done, skipped and failed cases.
 
     Raises
@@ -517,7 +475,7 @@ def _preprocess_locked(
     progress: ProgressCallback | None,
     check_intensities: bool,
     unlabelled: Mapping[str, str],
-) -> PreprocessReport:
+) -> BatchReport:
     if num_parts == 1:  # no other part can be writing the index right now
         for stray in out.glob(f".{MANIFEST_NAME}.*"):
             if is_stale_temp(stray):
@@ -580,12 +538,12 @@ def _preprocess_locked(
         logger.warning("manifest not written: %s", exc)
     order = {c.patient_id: i for i, c in enumerate(cases)}
     outcomes.sort(key=lambda o: order[o.patient_id])
-    return PreprocessReport(
-        out_dir=out,
+    return BatchReport(
+        output_dir=out,
         manifest_path=manifest_path,
-        done=[o.patient_id for o in outcomes if o.status == "done"],
-        skipped=[o.patient_id for o in outcomes if o.status == "skipped"],
+        done=tuple(o.patient_id for o in outcomes if o.status == "done"),
+        skipped=tuple(o.patient_id for o in outcomes if o.status == "skipped"),
         failed={o.patient_id: o.reason for o in outcomes if o.status == "failed"},
-        warnings=warnings,
+        warnings=tuple(warnings),
         outside_box={o.patient_id: o.outside for o in outcomes if o.outside},
     )
