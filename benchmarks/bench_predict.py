@@ -73,7 +73,7 @@ def _run_ours(
     start = time.perf_counter()
     predictor = Predictor.from_checkpoints(paths, device="cpu", tta=tta, precision=args.precision)
     load = time.perf_counter() - start
-    report = predict_dataset(data, out, predictor, overwrite=True)
+    report = predict_dataset(data, out, predictor, force=True)
     total = time.perf_counter() - start
     if report.failed:
         raise SystemExit(f"cases failed: {report.failed}")

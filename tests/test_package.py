@@ -397,3 +397,21 @@ def test_paper_fold_lists_ship_as_package_data() -> None:
     # hatch's wheel target packages the whole src/hecktorseg folder, data files included
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'packages = ["src/hecktorseg"]' in pyproject
+
+
+@pytest.mark.parametrize("name", PUBLIC_PACKAGES)
+def test_one_name_for_replacing_outputs(name: str) -> None:
+    """The idea "replace what is there" is called ``force`` throughout the API, never ``overwrite``."""
+    module = importlib.import_module(name)
+    offenders = []
+    for attr in getattr(module, "__all__", ()):
+        obj = getattr(module, attr)
+        if isinstance(obj, ModuleType) or not callable(obj):
+            continue
+        try:
+            params = inspect.signature(obj).parameters
+        except (TypeError, ValueError):
+            continue
+        if "overwrite" in params:
+            offenders.append(attr)
+    assert not offenders, f"{name}: {offenders} take `overwrite`; call it `force`"

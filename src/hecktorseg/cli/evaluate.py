@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
                     official_spacing_quirk=quirk,
                     tolerance_mm=tolerance,
                     strict=strict,
-                    overwrite=force,
+                    force=force,
                     progress=update,
                 )
             _print_ranking(ranked.ranking, edition)
@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
                 official_spacing_quirk=quirk,
                 tolerance_mm=tolerance,
                 strict=strict,
-                overwrite=force,
+                force=force,
                 progress=update,
             )
         shown = [c for c in rules.shown_columns if c in rules.metric_columns]

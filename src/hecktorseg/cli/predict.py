@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
                 save_uncertainty=save_uncertainty,
                 num_parts=num_parts,
                 part_id=part_id,
-                overwrite=force,
+                force=force,
                 workers=workers,
                 progress=update,
             )

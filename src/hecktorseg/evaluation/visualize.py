@@ -287,7 +287,7 @@ def visualize_dataset(
     *,
     predictions_dir: PathLike | None = None,
     layout: Layout | str | None = None,
-    overwrite: bool = False,
+    force: bool = False,
     progress: ProgressCallback | None = None,
     errors: dict[str, str] | None = None,
 ) -> list[Path]:
@@ -303,7 +303,7 @@ def visualize_dataset(
         Folder of ``<PID>.nii.gz`` predictions to overlay (dashed; cases without one are drawn without).
     layout
         Force the dataset layout.
-    overwrite
+    force
         Redraw existing PNGs (otherwise they are skipped).
     progress
         ``callback(completed, total, patient_id)``.
@@ -330,7 +330,7 @@ def visualize_dataset(
     written: list[Path] = []
     for i, (pid, ct_path, pet_path, label_path) in enumerate(cases):
         dest = out_root / f"{pid}.png"
-        if dest.is_file() and not overwrite:
+        if dest.is_file() and not force:
             logger.info("%s exists; skipped", dest)
             written.append(dest)
         else:

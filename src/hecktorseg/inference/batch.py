@@ -47,7 +47,7 @@ def predict_dataset(
     save_uncertainty: bool = False,
     num_parts: int = 1,
     part_id: int = 0,
-    overwrite: bool = False,
+    force: bool = False,
     workers: int = 0,
     progress: ProgressCallback | None = None,
 ) -> BatchReport:
@@ -73,7 +73,7 @@ def predict_dataset(
         Also write ``OUTPUT_DIR/uncertainty/<PID>.nii.gz`` (variance over models × mirrorings).
     num_parts, part_id
         Predict only share ``part_id`` of ``num_parts`` (sorted ids, index % P == K, as :func:`hecktorseg.preprocessing.select_part`).
-    overwrite
+    force
         Replace existing outputs (otherwise those cases are skipped). An existing
         output that is not a complete image (empty, truncated, not NIfTI) is
         always redone; a folder in the way of an output fails that case.
@@ -106,7 +106,7 @@ def predict_dataset(
         if blocked:
             failed[case.patient_id] = str(output_file_error(IsADirectoryError(), blocked[0], "mask"))
             logger.error("case %s failed: %s", case.patient_id, failed[case.patient_id])
-        elif not overwrite and all(p.exists() for p in outputs) and _valid(outputs):
+        elif not force and all(p.exists() for p in outputs) and _valid(outputs):
             skipped.append(case.patient_id)
             logger.debug("%s exists; skipped", outputs[0])
         else:

@@ -456,7 +456,7 @@ def convert_original_checkpoint(
     dest: PathLike,
     *,
     preprocess: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
+    force: bool = False,
 ) -> Path:
     """Convert an original state dict into a hecktorseg checkpoint (kernels turned to (z, y, x)).
 
@@ -473,7 +473,7 @@ def convert_original_checkpoint(
         The hecktorseg checkpoint to write (atomically).
     preprocess
         Plain preprocessing settings to store (default: the paper's).
-    overwrite
+    force
         Replace an existing ``dest``.
 
     Returns
@@ -484,15 +484,17 @@ def convert_original_checkpoint(
     Raises
     ------
     hecktorseg.errors.CheckpointError
-        ``src`` is not an original checkpoint, or ``dest`` exists and ``overwrite`` is false.
+        ``src`` is not an original checkpoint, or ``dest`` exists and ``force`` is false.
     """
     from hecktorseg.config import to_dict
     from hecktorseg.preprocessing.config import PreprocessConfig
 
     source = Path(src)
     target = Path(dest)
-    if target.exists() and not overwrite:
-        raise CheckpointError("the destination exists", path=target, hint="choose another name or overwrite")
+    if target.exists() and not force:
+        raise CheckpointError(
+            "the destination exists", path=target, hint="choose another name or pass force=True"
+        )
     loaded = _from_original(read_checkpoint_file(source), source, "cpu")
     config = dict(preprocess) if preprocess is not None else to_dict(PreprocessConfig.paper())
     metadata = {**loaded.metadata, "converted_from": source.name, "preprocess": config}
