@@ -415,3 +415,45 @@ def test_one_name_for_replacing_outputs(name: str) -> None:
         if "overwrite" in params:
             offenders.append(attr)
     assert not offenders, f"{name}: {offenders} take `overwrite`; call it `force`"
+
+
+@pytest.mark.parametrize("name", ["hecktorseg.data", "hecktorseg.training"])
+def test_lazy_exports_come_from_one_list(name: str) -> None:
+    """``__all__``, the lazy table and the type checkers' imports all say the same (from ``_EXPORTS``)."""
+    module = importlib.import_module(name)
+    exports: dict[str, str] = module._EXPORTS
+    assert module.__all__ == list(exports)
+    assert dir(module) == sorted(exports)
+    source = Path(module.__file__ or "").read_text(encoding="utf-8")
+    imported: dict[str, str] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{name}."):
+            for alias in node.names:
+                assert alias.asname == alias.name, (
+                    f"{name}: import {alias.name} as itself (explicit re-export)"
+                )
+                imported[alias.name] = (node.module or "")[len(name) + 1 :]
+    assert imported == exports, f"{name}: the imports and _EXPORTS differ"
+    for attr, sub in exports.items():
+        assert getattr(module, attr) is getattr(importlib.import_module(f"{name}.{sub}"), attr)
+
+
+INTERNAL = {
+    "hecktorseg.io": (
+        "set_io_threads",
+        "is_stale_temp",
+        "output_file_error",
+        "check_input_file",
+        "output_lock",
+    ),
+    "hecktorseg.preprocessing": ("record_path", "sha256_file", "PreprocessReport"),
+    "hecktorseg.training": ("prepare_fold_dir", "resolve_amp", "autocast_context", "RESULT_FILES"),
+    "hecktorseg.models": ("load_any_checkpoint",),
+    "hecktorseg.inference": ("PredictReport",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTERNAL))
+def test_internal_helpers_are_not_exported(name: str) -> None:
+    exported = set(importlib.import_module(name).__all__)
+    assert not exported & set(INTERNAL[name])

@@ -23,9 +23,9 @@ from hecktorseg.preprocessing import (
     output_paths,
     preprocess_dataset,
     read_manifest,
-    record_path,
     select_part,
 )
+from hecktorseg.preprocessing.manifest import record_path
 
 
 def make_cases(root: Path, n: int = 3) -> list[Case]:

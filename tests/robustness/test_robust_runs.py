@@ -41,7 +41,7 @@ def _assert_same_arrays(a: Path, b: Path) -> None:
 # -- two runs, one folder -----------------------------------------------------------------------------
 def test_a_locked_folder_is_refused(raw_dataset: Path, tmp_path: Path) -> None:
     """Another run holds the folder: a one-line "another run is writing here", nothing written."""
-    from hecktorseg.io import output_lock
+    from hecktorseg.io.files import output_lock
     from hecktorseg.preprocessing.batch import LOCK_NAME
 
     out = tmp_path / "out"
@@ -56,7 +56,7 @@ def test_a_locked_folder_is_refused(raw_dataset: Path, tmp_path: Path) -> None:
 
 def test_parts_of_one_split_share_the_folder(raw_dataset: Path, tmp_path: Path) -> None:
     """--num-parts runs share the folder lock; the same part twice does not."""
-    from hecktorseg.io import output_lock
+    from hecktorseg.io.files import output_lock
     from hecktorseg.preprocessing.batch import LOCK_NAME
 
     out = tmp_path / "out"
@@ -98,7 +98,8 @@ def test_two_concurrent_runs(raw_dataset: Path, tmp_path: Path) -> None:
 
 def test_temporary_names_are_unique_per_process(tmp_path: Path) -> None:
     """Temporary files carry the writer's pid; only those of finished processes count as stale."""
-    from hecktorseg.io import atomic_path, is_stale_temp
+    from hecktorseg.io import atomic_path
+    from hecktorseg.io.files import is_stale_temp
     from hecktorseg.preprocessing.batch import _clean_case_dir
 
     dest = tmp_path / "P1" / "P1_ct.nii.gz"

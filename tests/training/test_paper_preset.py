@@ -17,14 +17,8 @@ from hecktorseg.config import load_yaml
 from hecktorseg.data import RandomMirror, RandomRotation, SequentialRotation
 from hecktorseg.errors import ConfigError
 from hecktorseg.preprocessing import PreprocessConfig
-from hecktorseg.training import (
-    TrainConfig,
-    build_augmentation,
-    fold_splits,
-    make_splits,
-    paper_fold_coverage,
-    resolve_amp,
-)
+from hecktorseg.training import TrainConfig, build_augmentation, fold_splits, make_splits, paper_fold_coverage
+from hecktorseg.training.trainer import resolve_amp
 
 runner = CliRunner()
 PACKAGE_FILE = Path(hecktorseg.training.__file__).parent / "_data" / "paper_splits.json"

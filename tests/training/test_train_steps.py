@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from hecktorseg.losses import build_loss
-from hecktorseg.training import TrainConfig, batch_dice, eval_step, resolve_amp, train_step
+from hecktorseg.training import TrainConfig, batch_dice, eval_step, train_step
+from hecktorseg.training.trainer import resolve_amp
 
 
 class Fixed(nn.Module):

@@ -25,8 +25,8 @@ from hecktorseg.io import (
     Layout,
     atomic_write_text,
     read_image,
-    split_image_suffix,
 )
+from hecktorseg.io.layout_specs import split_image_suffix
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [

@@ -18,9 +18,9 @@ from hecktorseg.io import (
     check_image_file,
     discover_cases,
     ensure_output_dir,
-    output_file_error,
     write_image,
 )
+from hecktorseg.io.files import output_file_error
 from hecktorseg.preprocessing import PreprocessedCase, select_part
 from hecktorseg.reports import BatchReport
 from hecktorseg.typing import PathLike, ProgressCallback

@@ -23,7 +23,7 @@ from hecktorseg.models import (
     SIZE_DIVISOR,
     InferenceSettings,
     Precision,
-    load_any_checkpoint,
+    load_checkpoint,
     probabilities,
     resolve_inference_settings,
 )
@@ -343,7 +343,7 @@ class Predictor:
         models: list[nn.Module] = []
         configs: list[tuple[str, PreprocessConfig]] = []
         for path in items:
-            loaded = load_any_checkpoint(path, map_location=dev)
+            loaded = load_checkpoint(path, map_location=dev)
             models.append(loaded.model)
             saved = _preprocess_from_metadata(loaded.metadata, str(path))
             chosen = apply_preprocessing_choice(

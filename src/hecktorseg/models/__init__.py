@@ -6,7 +6,6 @@ from hecktorseg.models.baseline_unet import BaselineUNet
 from hecktorseg.models.checkpoint import (
     LoadedCheckpoint,
     convert_original_checkpoint,
-    load_any_checkpoint,
     load_checkpoint,
     load_original_checkpoint,
     read_checkpoint_file,
@@ -67,7 +66,6 @@ __all__ = [
     "convert_original_checkpoint",
     "export_model",
     "inference_context",
-    "load_any_checkpoint",
     "load_checkpoint",
     "load_original_checkpoint",
     "model_hparams",

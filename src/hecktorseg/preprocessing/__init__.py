@@ -50,8 +50,6 @@ from hecktorseg.preprocessing.manifest import (
     SourceFile,
     merge_manifests,
     read_manifest,
-    record_path,
-    sha256_file,
     write_manifest,
 )
 from hecktorseg.preprocessing.normalize import PET_EPS, normalize_ct, normalize_pet, stack_channels
@@ -88,12 +86,10 @@ __all__ = [
     "preprocess_dataset",
     "preprocess_images",
     "read_manifest",
-    "record_path",
     "reference_geometry",
     "resample_image",
     "resample_label",
     "select_part",
-    "sha256_file",
     "stack_channels",
     "to_original_grid",
     "write_manifest",

@@ -28,14 +28,12 @@ from hecktorseg.io import (
     Case,
     Layout,
     check_image_file,
-    check_input_file,
     ensure_output_dir,
-    is_stale_temp,
     layout_paths,
-    output_lock,
-    set_io_threads,
     write_image,
 )
+from hecktorseg.io._reading import set_io_threads
+from hecktorseg.io.files import check_input_file, is_stale_temp, output_lock
 from hecktorseg.preprocessing.case import preprocess_case
 from hecktorseg.preprocessing.config import PreprocessConfig, default_preprocess_config
 from hecktorseg.preprocessing.manifest import (

@@ -62,8 +62,9 @@ import numpy.typing as npt
 from hecktorseg._version import __version__
 from hecktorseg.config import from_dict, to_dict
 from hecktorseg.errors import ConfigError, DataError
-from hecktorseg.io import BBox, ClinicalInfo, ClinicalValue, Geometry, atomic_write_text, check_input_file
+from hecktorseg.io import BBox, ClinicalInfo, ClinicalValue, Geometry, atomic_write_text
 from hecktorseg.io.clinical import to_clinical
+from hecktorseg.io.files import check_input_file
 from hecktorseg.preprocessing.config import PreprocessConfig
 from hecktorseg.preprocessing.grid import pet_fov_mask
 from hecktorseg.typing import PathLike
@@ -75,8 +76,6 @@ __all__ = [
     "SourceFile",
     "merge_manifests",
     "read_manifest",
-    "record_path",
-    "sha256_file",
     "write_manifest",
 ]
 
