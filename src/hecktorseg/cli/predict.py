@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar
+from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar, reason_line
 
 
 def register(app: typer.Typer) -> None:
@@ -121,7 +121,9 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         for pid, reason in report.failed.items():
-            err_console.print(f"[red]failed[/] {escape(f'{pid}: {reason}')}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]failed[/] {escape(f'{pid}: {reason_line(reason)}')}", highlight=False, soft_wrap=True
+            )
         if report.failed:
             raise typer.Exit(code=1)
 

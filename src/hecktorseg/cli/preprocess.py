@@ -7,7 +7,14 @@ from typing import Any, Optional
 
 import typer
 
-from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar, with_config_options
+from hecktorseg.cli._common import (
+    console,
+    err_console,
+    handle_errors,
+    progress_bar,
+    reason_line,
+    with_config_options,
+)
 from hecktorseg.preprocessing.config import PreprocessConfig
 
 HELP = """Resample PET, CT (and label maps) onto one reference grid in the head-and-neck box.
@@ -119,11 +126,13 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         for warning in report.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            err_console.print(f"[yellow]warning:[/] {reason_line(warning)}", highlight=False, soft_wrap=True)
         if report.manifest_path is not None:
             console.print(f"manifest: {report.manifest_path}", highlight=False, soft_wrap=True)
         if report.failed:
             err_console.print("[bold red]failed cases:[/]")
             for pid, reason in report.failed.items():
-                err_console.print(f"  {pid}: {reason}", highlight=False, soft_wrap=True, markup=False)
+                err_console.print(
+                    f"  {pid}: {reason_line(reason)}", highlight=False, soft_wrap=True, markup=False
+                )
             raise typer.Exit(code=1)

@@ -401,7 +401,7 @@ def _evaluate(
         if no_box:
             logger.warning(
                 "%d case(s) have no box (%s%s); they are scored on the ground truth's whole extent — "
-                "give the box table with bbox_table/--bbox for the official numbers",
+                "give the box table (bbox_table=) for the official numbers",
                 len(no_box),
                 ", ".join(no_box[:5]),
                 ", …" if len(no_box) > 5 else "",

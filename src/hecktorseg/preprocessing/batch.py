@@ -97,7 +97,7 @@ def select_part(cases: Sequence[Case], num_parts: int, part_id: int) -> list[Cas
     if not 0 <= part_id < num_parts:
         raise ConfigError(
             f"part_id must be in 0..{num_parts - 1}, got {part_id}",
-            hint="with a Slurm array use --part-id $SLURM_ARRAY_TASK_ID and --array=0-(P-1)",
+            hint="with a Slurm array (sbatch --array=0-(P-1)) use part_id=$SLURM_ARRAY_TASK_ID",
         )
     ordered = sorted(cases, key=lambda c: c.patient_id)
     return [c for i, c in enumerate(ordered) if i % num_parts == part_id]
@@ -186,7 +186,7 @@ def check_trainable_size(config: PreprocessConfig) -> None:
         raise ConfigError(
             f"size: every side must be a multiple of {GRID_MULTIPLE} (the network halves it four times), "
             f"got {size}",
-            hint=f"use e.g. --size {','.join(str(v) for v in nearest)}",
+            hint=f"use e.g. size=({', '.join(str(v) for v in nearest)})",
         )
 
 
@@ -223,7 +223,7 @@ def missing_labels(cases: Sequence[Case]) -> dict[str, str]:
             f"patient {case.patient_id}: label map not found, although {n_labelled} of the "
             f"{len(cases)} patients have one",
             path=_expected_label(case),
-            hint="add or rename the mask, or pass --allow-missing-labels (allow_missing_labels=True) "
+            hint="add or rename the mask, or pass allow_missing_labels=True "
             "to preprocess this patient without one",
         )
         reasons[case.patient_id] = str(error)

@@ -282,7 +282,7 @@ class ManifestEntry:
             raise DataError(
                 f"invalid manifest record ({type(exc).__name__}: {exc})",
                 path=where,
-                hint="rerun hecktorseg preprocess with --force for this case",
+                hint="preprocess this case again with force=True",
             ) from None
 
 
@@ -435,7 +435,7 @@ def read_manifest(out_dir: PathLike) -> Manifest:
         raise ConfigError(
             f"cases were preprocessed with {len(configs)} different configurations ({examples})",
             path=out,
-            hint="rerun hecktorseg preprocess over all cases with one config and --force",
+            hint="preprocess all cases again with one config and force=True",
         )
     config = next(iter(configs.values())) if configs else index_config
     assert config is not None
