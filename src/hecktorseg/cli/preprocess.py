@@ -80,8 +80,7 @@ def register(app: typer.Typer) -> None:
         overrides: dict[str, Any],
     ) -> None:
 
-        from hecktorseg.config import load_yaml, merge
-        from hecktorseg.errors import ConfigError
+        from hecktorseg.config import resolve_config
         from hecktorseg.io import discover_cases
         from hecktorseg.preprocessing import (
             check_trainable_size,
@@ -90,19 +89,19 @@ def register(app: typer.Typer) -> None:
             select_part,
         )
 
-        if preset not in (None, "default", "paper"):
-            raise ConfigError(f"unknown --preset {preset!r}", hint="use paper or default")
         cases = discover_cases(input_dir, layout=layout, bbox_table=bbox, strict=False)
         # the preset (or the layout's default: a taller box where labels include GTVn), then the
         # YAML, then the flags
-        if preset == "paper":
-            base = PreprocessConfig.paper()
-        else:
-            base = default_preprocess_config(cases[0].layout if cases else layout)
-        config = base
-        if config_file is not None:
-            config = load_yaml(PreprocessConfig, config_file, section="preprocess", base=base)
-        config = merge(config, overrides, where="command line")
+        layout_default = default_preprocess_config(cases[0].layout if cases else layout)
+        config = resolve_config(
+            PreprocessConfig,
+            preset=preset,
+            presets={"paper": PreprocessConfig.paper, "default": lambda: layout_default},
+            base=layout_default,
+            yaml=config_file,
+            section="preprocess",
+            overrides=overrides,
+        )
         check_trainable_size(config)
         select_part(cases, num_parts, part_id)  # checks --num-parts/--part-id before the bar starts
         with progress_bar("preprocess") as progress:

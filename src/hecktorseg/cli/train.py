@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         *,
         overrides: dict[str, Any],
     ) -> None:
-        from hecktorseg.config import load_yaml, merge
+        from hecktorseg.config import resolve_config
         from hecktorseg.errors import ConfigError, DataError
 
         if resume and force:
@@ -108,18 +108,19 @@ def register(app: typer.Typer) -> None:
                 path=data_dir,
                 hint="give the output folder of 'hecktorseg preprocess'",
             )
-        if preset not in (None, "default", "paper"):
-            raise ConfigError(f"unknown --preset {preset!r}", hint="use paper or default")
-        base = TrainConfig.paper() if preset == "paper" else TrainConfig()
-        config = base
-        if config_file is not None:
-            config = load_yaml(TrainConfig, config_file, section="train", base=base)
         changes = dict(overrides)
         if filters is not None:
             changes["n_filters"] = filters
         if fold is not None:
             changes["fold"] = fold
-        config = merge(config, changes, where="command line")
+        config = resolve_config(
+            TrainConfig,
+            preset=preset,
+            presets={"paper": TrainConfig.paper, "default": TrainConfig},
+            yaml=config_file,
+            section="train",
+            overrides=changes,
+        )
 
         from hecktorseg.training import folds_to_train, is_main_process, train_all_folds
 
