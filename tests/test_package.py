@@ -457,3 +457,16 @@ INTERNAL = {
 def test_internal_helpers_are_not_exported(name: str) -> None:
     exported = set(importlib.import_module(name).__all__)
     assert not exported & set(INTERNAL[name])
+
+
+def test_each_public_object_is_exported_once() -> None:
+    """The API reference lists each class and function once: no two packages export the same object."""
+    owners: dict[int, list[str]] = {}
+    for name in PUBLIC_PACKAGES[1:]:  # the top level re-exports the errors and BatchReport on purpose
+        module = importlib.import_module(name)
+        for attr in module.__all__:
+            obj = getattr(module, attr)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                owners.setdefault(id(obj), []).append(f"{name}.{attr}")
+    twice = [names for names in owners.values() if len(names) > 1]
+    assert not twice, f"exported by more than one package: {twice}"

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from hecktorseg.training.history import write_metrics_csv as write_metrics_csv
     from hecktorseg.training.splits import PaperFoldCoverage as PaperFoldCoverage
     from hecktorseg.training.splits import Split as Split
-    from hecktorseg.training.splits import centre_of as centre_of
     from hecktorseg.training.splits import load_split_file as load_split_file
     from hecktorseg.training.splits import make_splits as make_splits
     from hecktorseg.training.splits import paper_fold_coverage as paper_fold_coverage
@@ -69,7 +68,6 @@ _EXPORTS = {
     "write_metrics_csv": "history",
     "PaperFoldCoverage": "splits",
     "Split": "splits",
-    "centre_of": "splits",
     "load_split_file": "splits",
     "make_splits": "splits",
     "paper_fold_coverage": "splits",
