@@ -316,7 +316,8 @@ def test_a_missing_label_fails_that_patient_unless_allowed_and_train_says_who_is
 def test_left_out_cases_names_the_reason() -> None:
     from types import SimpleNamespace
 
-    from hecktorseg.training import Split, left_out_cases
+    from hecktorseg.training import Split
+    from hecktorseg.training.trainer import left_out_cases
 
     entries = {
         "A1": SimpleNamespace(label_path=Path("a")),

@@ -47,7 +47,7 @@ from hecktorseg.evaluation.metrics import (
     surface_distances,
     volume,
 )
-from hecktorseg.evaluation.ranking import RunRanking, competition_rank, rank_runs_2025
+from hecktorseg.evaluation.ranking import RunRanking, rank_runs_2025
 from hecktorseg.evaluation.rules import (
     EDITIONS,
     RULES,
@@ -61,7 +61,6 @@ from hecktorseg.evaluation.scoring import (
     CaseScore,
     aggregated_dice,
     check_box_overlaps,
-    missing_score,
     score_2020,
     score_2021,
     score_2022,
@@ -90,7 +89,6 @@ __all__ = [
     "aggregated_f1",
     "assd",
     "check_box_overlaps",
-    "competition_rank",
     "dice",
     "evaluate",
     "evaluate_runs",
@@ -103,7 +101,6 @@ __all__ = [
     "lesion_iou",
     "match_lesions",
     "metric_columns",
-    "missing_score",
     "precision",
     "rank_runs_2025",
     "recall",

@@ -27,12 +27,11 @@ from hecktorseg.io.clinical import (
 from hecktorseg.io.files import (
     ensure_output_dir,
 )
-from hecktorseg.io.geometry import IDENTITY_DIRECTION, Geometry
+from hecktorseg.io.geometry import Geometry
 from hecktorseg.io.image import (
     ImageKind,
     array_to_image,
     image_to_array,
-    validate_image,
     write_image,
 )
 from hecktorseg.io.layout_specs import (
@@ -52,7 +51,6 @@ from hecktorseg.io.layouts import (
     centre_from_id,
     detect_layout,
     discover_cases,
-    find_bbox_tables,
     find_clinical_tables,
     layout_paths,
     parse_layout,
@@ -63,7 +61,6 @@ from hecktorseg.io.tables import BBOX_COLUMNS, read_bbox_table, write_bbox_table
 __all__ = [
     "BBOX_COLUMNS",
     "CENTRE_COLUMN",
-    "IDENTITY_DIRECTION",
     "IMAGE_SUFFIXES",
     "LABELS_2022",
     "LABELS_BINARY",
@@ -91,7 +88,6 @@ __all__ = [
     "detect_layout",
     "discover_cases",
     "ensure_output_dir",
-    "find_bbox_tables",
     "find_clinical_tables",
     "image_to_array",
     "layout_paths",
@@ -103,7 +99,6 @@ __all__ = [
     "read_image",
     "read_images",
     "validate_case",
-    "validate_image",
     "write_bbox_table",
     "write_image",
 ]

@@ -36,7 +36,6 @@ from hecktorseg.preprocessing.config import (
     default_preprocess_config,
 )
 from hecktorseg.preprocessing.grid import (
-    box_overlap_fraction,
     pet_fov_mask,
     reference_geometry,
     resample_image,
@@ -69,7 +68,6 @@ __all__ = [
     "SourceFile",
     "box_from_label",
     "box_from_pet",
-    "box_overlap_fraction",
     "check_intensities",
     "check_trainable_size",
     "choose_box",

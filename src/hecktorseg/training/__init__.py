@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from hecktorseg.training.splits import paper_fold_coverage as paper_fold_coverage
     from hecktorseg.training.splits import paper_splits as paper_splits
     from hecktorseg.training.splits import save_split as save_split
-    from hecktorseg.training.steps import batch_dice as batch_dice
     from hecktorseg.training.steps import eval_step as eval_step
     from hecktorseg.training.steps import train_step as train_step
     from hecktorseg.training.trainer import Trainer as Trainer
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
     from hecktorseg.training.trainer import build_augmentation as build_augmentation
     from hecktorseg.training.trainer import build_train_model as build_train_model
     from hecktorseg.training.trainer import fold_splits as fold_splits
-    from hecktorseg.training.trainer import left_out_cases as left_out_cases
     from hecktorseg.training.trainer import resolve_device as resolve_device
     from hecktorseg.training.trainer import train as train
 
@@ -73,7 +71,6 @@ _EXPORTS = {
     "paper_fold_coverage": "splits",
     "paper_splits": "splits",
     "save_split": "splits",
-    "batch_dice": "steps",
     "eval_step": "steps",
     "train_step": "steps",
     "Trainer": "trainer",
@@ -81,7 +78,6 @@ _EXPORTS = {
     "build_augmentation": "trainer",
     "build_train_model": "trainer",
     "fold_splits": "trainer",
-    "left_out_cases": "trainer",
     "resolve_device": "trainer",
     "train": "trainer",
 }
