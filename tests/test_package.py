@@ -470,3 +470,13 @@ def test_each_public_object_is_exported_once() -> None:
                 owners.setdefault(id(obj), []).append(f"{name}.{attr}")
     twice = [names for names in owners.values() if len(names) > 1]
     assert not twice, f"exported by more than one package: {twice}"
+
+
+def test_evaluate_function_is_not_shadowed_by_its_module() -> None:
+    """``evaluation/evaluate.py`` shares its name with the function the package exports."""
+    import hecktorseg.evaluation
+    import hecktorseg.evaluation.visualize  # imports the module hecktorseg.evaluation.evaluate
+
+    module = importlib.import_module("hecktorseg.evaluation.evaluate")
+    assert inspect.isfunction(hecktorseg.evaluation.evaluate)
+    assert hecktorseg.evaluation.evaluate is module.evaluate
