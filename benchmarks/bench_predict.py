@@ -78,7 +78,7 @@ def _run_ours(
         paths, device="cpu", tta=tta, precision=args.precision, backend=args.backend, tta_batch=args.tta_batch
     )
     load = time.perf_counter() - start
-    report = predict_dataset(data, out, predictor, overwrite=True)
+    report = predict_dataset(data, out, predictor, force=True)
     total = time.perf_counter() - start
     if report.failed:
         raise SystemExit(f"cases failed: {report.failed}")

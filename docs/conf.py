@@ -105,6 +105,7 @@ API_PACKAGES = (
     ("hecktorseg.inference", "Prediction, ensembling and test-time augmentation"),
     ("hecktorseg.evaluation", "Metrics, challenge scoring and pictures"),
     ("hecktorseg.errors", "Exceptions"),
+    ("hecktorseg.reports", "Batch run reports"),
     ("hecktorseg.typing", "Type aliases"),
 )
 

@@ -113,13 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     # 4. prediction of the held-out patients, back on their original CT grids.
     predictor = Predictor.from_checkpoints([result.best_checkpoint], device="cpu")
     pred_dir = out / "predictions"
-    predicted = predict_dataset(test_dir, pred_dir, predictor, overwrite=True)
+    predicted = predict_dataset(test_dir, pred_dir, predictor, force=True)
     if not predicted.ok:
         logger.error("prediction failed: %s", predicted.failed)
         return 1
 
     # 5. scoring with the official HECKTOR 2020 rules (Dice inside the box).
-    scores = evaluate(pred_dir, test_dir, edition="2020", out_dir=out / "scores", overwrite=True)
+    scores = evaluate(pred_dir, test_dir, edition="2020", out_dir=out / "scores", force=True)
 
     print(f"hecktorseg pipeline example ({'quick' if args.quick else 'full'})")
     print(f"output folder: {out}")

@@ -25,6 +25,7 @@ PUBLIC_PACKAGES = (
     "hecktorseg",
     "hecktorseg.errors",
     "hecktorseg.typing",
+    "hecktorseg.reports",
     "hecktorseg.io",
     "hecktorseg.config",
     "hecktorseg.runtime",
@@ -42,6 +43,7 @@ PUBLIC_PACKAGES = (
 LAYERS: dict[str, int] = {
     "errors": 0,
     "typing": 0,
+    "reports": 0,
     "_version": 0,
     "_lazy": 0,
     "io": 1,
@@ -413,3 +415,86 @@ def test_docs_directives_start_their_line() -> None:
     # issue 11: the published targets, the paper-vs-default table, and the 8-model ensemble shown
     assert "0.759" in paper and ".. list-table::" in paper and "--preset paper --all-folds" in paper
     assert "--model 'runs/fold_*/best.pt'" in paper
+
+
+@pytest.mark.parametrize("name", PUBLIC_PACKAGES)
+def test_one_name_for_replacing_outputs(name: str) -> None:
+    """The idea "replace what is there" is called ``force`` throughout the API, never ``overwrite``."""
+    module = importlib.import_module(name)
+    offenders = []
+    for attr in getattr(module, "__all__", ()):
+        obj = getattr(module, attr)
+        if isinstance(obj, ModuleType) or not callable(obj):
+            continue
+        try:
+            params = inspect.signature(obj).parameters
+        except (TypeError, ValueError):
+            continue
+        if "overwrite" in params:
+            offenders.append(attr)
+    assert not offenders, f"{name}: {offenders} take `overwrite`; call it `force`"
+
+
+@pytest.mark.parametrize("name", ["hecktorseg.data", "hecktorseg.training"])
+def test_lazy_exports_come_from_one_list(name: str) -> None:
+    """``__all__``, the lazy table and the type checkers' imports all say the same (from ``_EXPORTS``)."""
+    module = importlib.import_module(name)
+    exports: dict[str, str] = module._EXPORTS
+    assert module.__all__ == list(exports)
+    assert dir(module) == sorted(exports)
+    source = Path(module.__file__ or "").read_text(encoding="utf-8")
+    imported: dict[str, str] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{name}."):
+            for alias in node.names:
+                assert alias.asname == alias.name, (
+                    f"{name}: import {alias.name} as itself (explicit re-export)"
+                )
+                imported[alias.name] = (node.module or "")[len(name) + 1 :]
+    assert imported == exports, f"{name}: the imports and _EXPORTS differ"
+    for attr, sub in exports.items():
+        assert getattr(module, attr) is getattr(importlib.import_module(f"{name}.{sub}"), attr)
+
+
+INTERNAL = {
+    "hecktorseg.io": (
+        "set_io_threads",
+        "is_stale_temp",
+        "output_file_error",
+        "check_input_file",
+        "output_lock",
+    ),
+    "hecktorseg.preprocessing": ("record_path", "sha256_file", "PreprocessReport"),
+    "hecktorseg.training": ("prepare_fold_dir", "resolve_amp", "autocast_context", "RESULT_FILES"),
+    "hecktorseg.models": ("load_any_checkpoint",),
+    "hecktorseg.inference": ("PredictReport",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTERNAL))
+def test_internal_helpers_are_not_exported(name: str) -> None:
+    exported = set(importlib.import_module(name).__all__)
+    assert not exported & set(INTERNAL[name])
+
+
+def test_each_public_object_is_exported_once() -> None:
+    """The API reference lists each class and function once: no two packages export the same object."""
+    owners: dict[int, list[str]] = {}
+    for name in PUBLIC_PACKAGES[1:]:  # the top level re-exports the errors and BatchReport on purpose
+        module = importlib.import_module(name)
+        for attr in module.__all__:
+            obj = getattr(module, attr)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                owners.setdefault(id(obj), []).append(f"{name}.{attr}")
+    twice = [names for names in owners.values() if len(names) > 1]
+    assert not twice, f"exported by more than one package: {twice}"
+
+
+def test_evaluate_function_is_not_shadowed_by_its_module() -> None:
+    """``evaluation/evaluate.py`` shares its name with the function the package exports."""
+    import hecktorseg.evaluation
+    import hecktorseg.evaluation.visualize  # imports the module hecktorseg.evaluation.evaluate
+
+    module = importlib.import_module("hecktorseg.evaluation.evaluate")
+    assert inspect.isfunction(hecktorseg.evaluation.evaluate)
+    assert hecktorseg.evaluation.evaluate is module.evaluate

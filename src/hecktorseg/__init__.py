@@ -13,6 +13,9 @@ Sub-packages, each importing only those listed before it:
 - :mod:`hecktorseg.inference`;
 - :mod:`hecktorseg.evaluation`.
 
+Shared by all of them: :mod:`hecktorseg.errors` (exceptions), :mod:`hecktorseg.reports`
+(:class:`~hecktorseg.reports.BatchReport`, what a batch run did) and :mod:`hecktorseg.typing`.
+
 Importing :mod:`hecktorseg` is cheap: sub-packages load on first use.
 """
 
@@ -30,8 +33,10 @@ from hecktorseg.errors import (
     HecktorsegError,
     LayoutError,
 )
+from hecktorseg.reports import BatchReport
 
 __all__ = [
+    "BatchReport",
     "CheckpointError",
     "ConfigError",
     "DataError",

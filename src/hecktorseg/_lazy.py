@@ -10,7 +10,10 @@ __all__ = ["lazy_exports"]
 
 
 def lazy_exports(
-    package: str, names: Mapping[str, str], namespace: MutableMapping[str, Any], public: Sequence[str]
+    package: str,
+    names: Mapping[str, str],
+    namespace: MutableMapping[str, Any],
+    public: Sequence[str] | None = None,
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Build a module's ``__getattr__`` and ``__dir__`` that import sub-modules on first use.
 
@@ -19,12 +22,15 @@ def lazy_exports(
     package
         The package's ``__name__``.
     names
-        Public name → sub-module (relative to ``package``) that defines it.
+        Public name → sub-module (relative to ``package``) that defines it: the package's
+        one list of exports, from which its ``__all__`` is built too (``list(names)``).
+        Names the package imports eagerly may be listed: they are already in ``namespace``,
+        so ``__getattr__`` is never asked for them.
     namespace
         The package's ``globals()``: a loaded name is cached there, so the
         import happens once.
     public
-        The package's ``__all__``, listed by ``dir()``.
+        The names ``dir()`` lists (default: those of ``names``).
     """
 
     def getattr_(name: str) -> Any:
@@ -35,7 +41,9 @@ def lazy_exports(
         namespace[name] = value
         return value
 
+    listed = sorted(names if public is None else public)
+
     def dir_() -> list[str]:
-        return sorted(public)
+        return list(listed)
 
     return getattr_, dir_

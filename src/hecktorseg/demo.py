@@ -129,7 +129,7 @@ def run_demo(
             raise ConfigError(
                 "output folder is not empty",
                 path=out,
-                hint="choose another folder or pass --force to replace it",
+                hint="choose another folder or pass force=True to replace it",
             )
         shutil.rmtree(out)
         ensure_output_dir(out)

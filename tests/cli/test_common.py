@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import attrs
+import pytest
 import typer
 from typer.testing import CliRunner
 
-from hecktorseg.cli._common import handle_errors, with_config_options
+from hecktorseg.cli._common import error_line, flag_hint, handle_errors, reason_line, with_config_options
 from hecktorseg.config import merge
 from hecktorseg.errors import DataError
 
@@ -65,3 +66,52 @@ def test_help_lists_config_fields() -> None:
     assert result.exit_code == 0
     for flag in ("--spacing", "--mode", "--amp", "--no-amp", "--epochs"):
         assert flag in result.output
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [
+        ("pass force=True to replace it", "pass --force to replace it"),
+        ("or set check_label_grid=False to use it anyway", "or set --no-check-label-grid to use it anyway"),
+        ("use e.g. size=(144, 144, 160)", "use e.g. --size 144,144,160"),
+        (
+            "give a box table (bbox_table=, columns PatientID,x1)",
+            "give a box table (--bbox, columns PatientID,x1)",
+        ),
+        ("or use box_source=auto or box_source=pet", "or use --box-source auto or --box-source pet"),
+        ('use device="cpu"', "use --device cpu"),
+        ("pass check_intensities=False if right", "pass --allow-implausible-intensities if right"),
+        (
+            "(sbatch --array=0-(P-1)) use part_id=$SLURM_ARRAY_TASK_ID",
+            "(sbatch --array=0-(P-1)) use --part-id $SLURM_ARRAY_TASK_ID",
+        ),
+        ("or lower brain_suv_threshold=", "or lower --brain-suv-threshold"),
+        ("no parameter here: keep --resume as it is", "no parameter here: keep --resume as it is"),
+    ],
+)
+def test_flag_hint_turns_parameters_into_flags(hint: str, expected: str) -> None:
+    assert flag_hint(hint) == expected
+
+
+def test_error_line_translates_only_the_hint() -> None:
+    exc = DataError("size=3 is odd", path="a.yaml", hint="pass force=True")
+    assert error_line(exc) == "a.yaml: size=3 is odd — pass --force"
+    assert reason_line(str(exc)) == "a.yaml: size=3 is odd — pass --force"
+    assert reason_line("no hint, force=True") == "no hint, force=True"
+
+
+def test_cli_shows_library_hints_as_flags() -> None:
+    app = typer.Typer()
+
+    @app.command()
+    @handle_errors
+    def run() -> None:
+        raise DataError("output exists", path="out", hint="choose another folder or pass force=True")
+
+    @app.command()
+    def other() -> None:
+        """Second command so Typer keeps sub-command names."""
+
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 1
+    assert "pass --force" in result.output and "force=True" not in result.output

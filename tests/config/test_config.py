@@ -8,7 +8,7 @@ from typing import Literal
 import attrs
 import pytest
 
-from hecktorseg.config import from_dict, load_yaml, merge, save_yaml, to_dict
+from hecktorseg.config import from_dict, load_yaml, merge, resolve_config, save_yaml, to_dict
 from hecktorseg.errors import ConfigError
 
 
@@ -73,3 +73,29 @@ def test_yaml_errors(tmp_path: Path) -> None:
     unsafe.write_text("lr: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_yaml(Sample, unsafe)
+
+
+def test_resolve_config_precedence_preset_then_yaml_then_overrides(tmp_path: Path) -> None:
+    presets = {"paper": lambda: Sample(lr=0.5, mode="bspline", amp=True), "default": Sample}
+    path = tmp_path / "c.yaml"
+    path.write_text("stage:\n  lr: 0.25\n  names: [a]\n", encoding="utf-8")
+    # preset only
+    assert resolve_config(Sample, preset="paper", presets=presets) == Sample(lr=0.5, mode="bspline", amp=True)
+    # the YAML overrides the preset's lr, keeps its other fields; the overrides win over both
+    got = resolve_config(
+        Sample,
+        preset="paper",
+        presets=presets,
+        yaml=path,
+        section="stage",
+        overrides={"mode": "linear", "amp": None},
+    )
+    assert got == Sample(lr=0.25, mode="linear", amp=True, names=("a",))
+    # no preset: base, else the class defaults
+    assert resolve_config(Sample, base=Sample(lr=2.0)) == Sample(lr=2.0)
+    assert resolve_config(Sample, yaml=path, section="stage") == Sample(lr=0.25, names=("a",))
+    with pytest.raises(ConfigError, match="unknown preset 'fast'") as info:
+        resolve_config(Sample, preset="fast", presets=presets)
+    assert info.value.hint == "use preset=paper or preset=default"
+    with pytest.raises(ConfigError, match="lr"):
+        resolve_config(Sample, overrides={"lr": "fast"}, where="command line")

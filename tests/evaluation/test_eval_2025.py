@@ -21,7 +21,6 @@ from hecktorseg.evaluation import (
     EDITIONS,
     RULES,
     aggregated_f1,
-    competition_rank,
     get_rules,
     label_lesions,
     match_lesions,
@@ -30,6 +29,7 @@ from hecktorseg.evaluation import (
     summarize,
     summarize_2025,
 )
+from hecktorseg.evaluation.ranking import competition_rank
 
 REQUIRED_KEYS = {"n_cases", "gtvp_mean_dice", "gtvn_dsc_agg", "gtvn_f1_agg", "gtvn_tp", "gtvn_fp", "gtvn_fn"}
 
@@ -318,7 +318,8 @@ def test_each_edition_has_its_layouts_labels_and_names(edition: str) -> None:
 def test_every_record_matches_its_scorer_and_summary(
     edition: str, make_image: Callable[..., sitk.Image]
 ) -> None:
-    from hecktorseg.evaluation import ScoringOptions, missing_score
+    from hecktorseg.evaluation import ScoringOptions
+    from hecktorseg.evaluation.scoring import missing_score
 
     rules = get_rules(edition)
     gt = np.zeros((4, 8, 8), dtype=np.uint8)

@@ -132,7 +132,7 @@ def test_label_folder_with_missing_invalid_and_quirk(
     # existing outputs are kept unless asked
     with pytest.raises(DataError, match="already exists"):
         evaluate(pred, gt, edition="2021", bbox_table=table, out_dir=tmp_path / "ev")
-    evaluate(pred, gt, edition="2020", bbox_table=table, out_dir=tmp_path / "ev", overwrite=True)
+    evaluate(pred, gt, edition="2020", bbox_table=table, out_dir=tmp_path / "ev", force=True)
     assert json.loads((tmp_path / "ev" / "summary.json").read_text())["edition"] == "2020"
     with pytest.raises(DataError):
         evaluate(pred, gt, edition="2021", bbox_table=table, strict=True)

@@ -70,7 +70,7 @@ def test_outputs_on_the_ct_grid_and_skip_overwrite(
     # overwrite replaces a tampered file
     victim = out / f"{cases[0].patient_id}.nii.gz"
     victim.write_bytes(b"garbage")
-    forced = predict_dataset(root, out, predictor, bbox_table=table, overwrite=True)
+    forced = predict_dataset(root, out, predictor, bbox_table=table, force=True)
     assert forced.done == report.done
     _same_grid(sitk.ReadImage(str(victim)), sitk.ReadImage(str(cases[0].ct_path)))
 

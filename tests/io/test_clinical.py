@@ -18,7 +18,7 @@ from hecktorseg.io import (
     merge_clinical_tables,
     read_clinical_table,
 )
-from hecktorseg.training import centre_of as training_centre_of
+from hecktorseg.training.splits import centre_of as training_centre_of
 
 
 def _table(path: Path, text: str) -> Path:

@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError, LayoutError
-from hecktorseg.evaluation import dataset as eval_dataset
+from hecktorseg.evaluation.evaluate import IMAGE_SUFFIXES as EVAL_IMAGE_SUFFIXES
 from hecktorseg.io import (
     IMAGE_SUFFIXES,
     LABELS_GTVP_GTVN,
@@ -74,7 +74,7 @@ def test_names_and_records_are_defined_once() -> None:
     assert allowed_labels("2025") == allowed_labels("2026") == LABELS_GTVP_GTVN == frozenset({0, 1, 2})
     assert layout_spec("2025").has_nodes and not layout_spec("2020").has_nodes
     # evaluation uses the one definition of image suffixes
-    assert eval_dataset.IMAGE_SUFFIXES is IMAGE_SUFFIXES
+    assert EVAL_IMAGE_SUFFIXES is IMAGE_SUFFIXES
     assert {".nii.gz", ".nii", ".mha", ".nrrd"} <= set(IMAGE_SUFFIXES)
     with pytest.raises(LayoutError, match="2025, 2026"):
         parse_layout("2024")

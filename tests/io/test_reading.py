@@ -9,8 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError
-from hecktorseg.io import read_image, read_images, set_io_threads
-from hecktorseg.io._reading import scan_nifti
+from hecktorseg.io import read_image, read_images
+from hecktorseg.io._reading import scan_nifti, set_io_threads
 
 
 def _write(path: Path, array: np.ndarray) -> Path:

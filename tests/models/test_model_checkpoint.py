@@ -12,7 +12,6 @@ from hecktorseg.errors import CheckpointError, ConfigError
 from hecktorseg.models import (
     BaselineUNet,
     SENormUNet,
-    load_any_checkpoint,
     load_checkpoint,
     load_original_checkpoint,
     save_checkpoint,
@@ -44,7 +43,7 @@ def test_original_hyperparameters_are_inferred(tmp_path: Path, random_state_dict
     state = random_state_dict(original_layout(n_filters=8, reduction=4, n_classes=3))
     path = tmp_path / "multi.pt"
     torch.save(state, path)
-    loaded = load_any_checkpoint(path)
+    loaded = load_checkpoint(path)
     assert loaded.kind == "original"
     assert loaded.metadata == {
         "source": "original",
@@ -82,7 +81,7 @@ def test_our_checkpoint_round_trip(tmp_path: Path) -> None:
     x = torch.randn(1, 2, 16, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), model.eval()(x))
-    assert load_any_checkpoint(path).kind == "hecktorseg"
+    assert load_checkpoint(path).kind == "hecktorseg"
 
 
 def test_baseline_round_trip(tmp_path: Path) -> None:
@@ -107,7 +106,7 @@ class _Payload:
 def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"block_1_1_left.conv1.conv.weight": _Payload()}, path)
-    for loader in (load_checkpoint, load_any_checkpoint, load_original_checkpoint):
+    for loader in (load_checkpoint, load_original_checkpoint):
         with pytest.raises(CheckpointError, match="refused"):
             loader(path)
 
@@ -137,12 +136,19 @@ def test_bad_files_give_clear_errors(tmp_path: Path, case: str, random_state_dic
         del state["vision_3.conv.conv.bias"]
         torch.save(state, path)
     with pytest.raises(CheckpointError) as info:
-        load_any_checkpoint(path)
+        load_checkpoint(path)
     assert str(path) in str(info.value)
 
 
-def test_load_checkpoint_points_original_files_elsewhere(tmp_path: Path, random_state_dict) -> None:
+def test_load_checkpoint_reads_original_files_as_load_original_checkpoint(
+    tmp_path: Path, random_state_dict
+) -> None:
+    """The one user-facing loader recognises the authors' state dicts too, with the same weights."""
     path = tmp_path / "orig.pt"
     torch.save(random_state_dict(original_layout()), path)
-    with pytest.raises(CheckpointError, match="load_original_checkpoint"):
-        load_checkpoint(path)
+    loaded = load_checkpoint(path)
+    bare = load_original_checkpoint(path)
+    assert loaded.kind == "original"
+    ours, theirs = loaded.model.state_dict(), bare.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)

@@ -19,7 +19,6 @@ from hecktorseg.models import (
     SENormUNet,
     convert_original_checkpoint,
     export_model,
-    load_any_checkpoint,
     load_checkpoint,
     load_original_checkpoint,
     save_original_checkpoint,
@@ -72,7 +71,7 @@ def test_loaded_original_checkpoint_computes_the_original_function_on_zyx_arrays
     with torch.no_grad():
         expected = _original_on_zyx(reference_forward, expected_state, volume)
         ours = load_original_checkpoint(path).double()(volume)
-        also = load_any_checkpoint(path).model.double()(volume)
+        also = load_checkpoint(path).model.double()(volume)
     torch.testing.assert_close(ours, expected, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(also, expected, rtol=1e-9, atol=1e-9)
 

@@ -203,7 +203,7 @@ def test_an_edited_clinical_table_redoes_the_cases_it_changes(tmp_path: Path) ->
     cells[1] = "7"  # CHUM-001 moves to centre 7
     table.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
     again = preprocess_dataset(root, tmp_path / "out", config)
-    assert again.done == ["CHUM-001"] and again.skipped == ["CHUP-002", "CHUS-003"]
+    assert again.done == ("CHUM-001",) and again.skipped == ("CHUP-002", "CHUS-003")
     assert read_manifest(tmp_path / "out").entries["CHUM-001"].centre == "7"
 
 

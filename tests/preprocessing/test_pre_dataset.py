@@ -23,9 +23,9 @@ from hecktorseg.preprocessing import (
     output_paths,
     preprocess_dataset,
     read_manifest,
-    record_path,
     select_part,
 )
+from hecktorseg.preprocessing.manifest import record_path
 
 
 def make_cases(root: Path, n: int = 3) -> list[Case]:
@@ -88,18 +88,18 @@ def test_rerun_skips_force_redoes_and_changes_are_detected(
     out = tmp_path / "out"
     preprocess_dataset(cases, out, small_config)
     again = preprocess_dataset(cases, out, small_config)
-    assert again.done == [] and len(again.skipped) == 3
+    assert again.done == () and len(again.skipped) == 3
     forced = preprocess_dataset(cases, out, small_config, force=True)
     assert len(forced.done) == 3
     # a changed source is redone, the others are skipped
     ct = sitk.ReadImage(str(cases[0].ct_path))
     sitk.WriteImage(ct + 1.0, str(cases[0].ct_path), True)
     changed = preprocess_dataset(cases, out, small_config)
-    assert changed.done == [cases[0].patient_id] and len(changed.skipped) == 2
+    assert changed.done == (cases[0].patient_id,) and len(changed.skipped) == 2
     # a changed box is redone
     moved_box = attrs.evolve(cases[1], bbox=BBox.from_center(SPHERE_CENTRE, (50.0, 50.0, 50.0)))
     rebox = preprocess_dataset([cases[0], moved_box, cases[2]], out, small_config)
-    assert rebox.done == [cases[1].patient_id]
+    assert rebox.done == (cases[1].patient_id,)
     # a changed config redoes everything
     other = attrs.evolve(small_config, ct_fill=-1000.0)
     assert len(preprocess_dataset(cases, out, other).done) == 3
@@ -120,7 +120,7 @@ def test_rerun_after_interruption(tmp_path: Path, small_config: PreprocessConfig
     # a stray temp file of the index
     (out / f".{MANIFEST_NAME}.abc.tmp.json").write_text("{")
     report = preprocess_dataset(cases, out, small_config)
-    assert sorted(report.done) == sorted([a, b]) and report.skipped == [c]
+    assert sorted(report.done) == sorted([a, b]) and report.skipped == (c,)
     assert not stray.exists()
     assert not list(out.glob(".*tmp*")) and not list(out.glob("*/.*tmp*"))
     assert sorted(read_manifest(out).entries) == sorted([a, b, c])
@@ -142,7 +142,7 @@ def test_parts_are_disjoint_cover_all_and_merge(tmp_path: Path, small_config: Pr
     for k in (2, 0):
         report = preprocess_dataset(cases, out, small_config, num_parts=3, part_id=k)
         assert report.ok and sorted(report.done) == sorted(c.patient_id for c in shares[k])
-        done += report.done
+        done += list(report.done)
     assert sorted(read_manifest(out).entries) == sorted(done)
     preprocess_dataset(cases, out, small_config, num_parts=3, part_id=1)
     manifest = merge_manifests(out)
@@ -203,7 +203,7 @@ def _bad_cases(root: Path) -> dict[str, Case]:
 def test_bad_cases_are_reported_and_the_others_finish(tmp_path: Path, small_config: PreprocessConfig) -> None:
     cases = _bad_cases(tmp_path / "raw")
     report = preprocess_dataset(list(cases.values()), tmp_path / "out", small_config)
-    assert report.done == ["CHGJ001"]
+    assert report.done == ("CHGJ001",)
     assert not report.ok
     failed = report.failed
     assert set(failed) == {c.patient_id for k, c in cases.items() if k != "good"}
@@ -226,7 +226,7 @@ def test_bad_cases_are_reported_and_the_others_finish(tmp_path: Path, small_conf
 def test_bad_cases_in_parallel(tmp_path: Path, small_config: PreprocessConfig) -> None:
     cases = _bad_cases(tmp_path / "raw")
     report = preprocess_dataset(list(cases.values()), tmp_path / "out", small_config, workers=2)
-    assert report.done == ["CHGJ001"] and len(report.failed) == 5
+    assert report.done == ("CHGJ001",) and len(report.failed) == 5
 
 
 def test_invalid_arguments(tmp_path: Path, small_config: PreprocessConfig) -> None:
@@ -303,6 +303,6 @@ def test_kill_9_then_rerun_completes(tmp_path: Path, small_config: PreprocessCon
         read_image(f)  # every image under its final name is whole
     cases = [simple_case(tmp_path / "raw", f"CHGJ{i:03d}") for i in range(1, 4)]
     report = preprocess_dataset(cases, out, small_config)
-    assert report.skipped == ["CHGJ001"] and report.done == ["CHGJ002", "CHGJ003"]
+    assert report.skipped == ("CHGJ001",) and report.done == ("CHGJ002", "CHGJ003")
     assert read_manifest(out).patient_ids == ["CHGJ001", "CHGJ002", "CHGJ003"]
     assert not list(out.rglob(".*tmp*"))

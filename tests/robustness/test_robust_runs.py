@@ -41,8 +41,8 @@ def _assert_same_arrays(a: Path, b: Path) -> None:
 # -- two runs, one folder -----------------------------------------------------------------------------
 def test_a_locked_folder_is_refused(raw_dataset: Path, tmp_path: Path) -> None:
     """Another run holds the folder: a one-line "another run is writing here", nothing written."""
-    from hecktorseg.io import output_lock
-    from hecktorseg.preprocessing.dataset import LOCK_NAME
+    from hecktorseg.io.files import output_lock
+    from hecktorseg.preprocessing.batch import LOCK_NAME
 
     out = tmp_path / "out"
     with output_lock(out, LOCK_NAME):
@@ -56,8 +56,8 @@ def test_a_locked_folder_is_refused(raw_dataset: Path, tmp_path: Path) -> None:
 
 def test_parts_of_one_split_share_the_folder(raw_dataset: Path, tmp_path: Path) -> None:
     """--num-parts runs share the folder lock; the same part twice does not."""
-    from hecktorseg.io import output_lock
-    from hecktorseg.preprocessing.dataset import LOCK_NAME
+    from hecktorseg.io.files import output_lock
+    from hecktorseg.preprocessing.batch import LOCK_NAME
 
     out = tmp_path / "out"
     with output_lock(out, LOCK_NAME, shared=True), output_lock(out, ".hecktorseg-preprocess-part1of2.lock"):
@@ -98,8 +98,9 @@ def test_two_concurrent_runs(raw_dataset: Path, tmp_path: Path) -> None:
 
 def test_temporary_names_are_unique_per_process(tmp_path: Path) -> None:
     """Temporary files carry the writer's pid; only those of finished processes count as stale."""
-    from hecktorseg.io import atomic_path, is_stale_temp
-    from hecktorseg.preprocessing.dataset import _clean_case_dir
+    from hecktorseg.io import atomic_path
+    from hecktorseg.io.files import is_stale_temp
+    from hecktorseg.preprocessing.batch import _clean_case_dir
 
     dest = tmp_path / "P1" / "P1_ct.nii.gz"
     with atomic_path(dest) as one, atomic_path(dest) as two:
@@ -124,7 +125,7 @@ def test_temporary_names_are_unique_per_process(tmp_path: Path) -> None:
 # -- killed parents: no orphaned workers ----------------------------------------------------------------
 POOL_DRIVER = """
 import glob, os, sys, time
-from hecktorseg.preprocessing.dataset import _worker_pool
+from hecktorseg.preprocessing.batch import _worker_pool
 
 
 def task(stem):
@@ -189,7 +190,7 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
 # -- interrupted runs resume to the same result ---------------------------------------------------------
 STOP_DRIVER = """
 import os, signal, sys
-import hecktorseg.preprocessing.dataset as ds
+import hecktorseg.preprocessing.batch as ds
 from hecktorseg.cli import main
 
 sig, after = getattr(signal, sys.argv[1]), int(sys.argv[2])

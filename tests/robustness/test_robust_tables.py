@@ -62,7 +62,7 @@ def test_bad_box_table(command: str, kind: str, raw_dataset: Path, tmp_path: Pat
     code, output = invoke(args)
     line = assert_clean_error(code, output, "error:", str(table), word)
     if kind == "missing-row":
-        assert "--bbox " in line and "--bbox-table" not in line, line
+        assert "(--bbox)" in line and "--bbox-table" not in line and "bbox_table" not in line, line
     assert not out.exists() or (not any(out.rglob("*.nii.gz")) and not (out / "per_case.csv").exists())
 
 

@@ -24,7 +24,7 @@ from hecktorseg.cli import app
 from hecktorseg.config import to_dict
 from hecktorseg.data.synthetic import SyntheticConfig, make_phantom, write_synthetic_dataset
 from hecktorseg.errors import CheckpointError, ConfigError, DataError
-from hecktorseg.models import SENormUNet, load_any_checkpoint, save_checkpoint
+from hecktorseg.models import SENormUNet, load_checkpoint, save_checkpoint
 from hecktorseg.preprocessing import PreprocessConfig, check_intensities, preprocess_dataset, read_manifest
 
 # 16³ voxels of 9 mm cover the 144 mm head-and-neck box: the smallest grid the network takes
@@ -200,7 +200,7 @@ def nan_checkpoint(checkpoint: Path, tmp_path: Path) -> Path:
 
 def test_a_checkpoint_with_nan_weights_is_refused_on_load(nan_checkpoint: Path) -> None:
     with pytest.raises(CheckpointError, match="NaN or infinite") as info:
-        load_any_checkpoint(nan_checkpoint)
+        load_checkpoint(nan_checkpoint)
     assert info.value.path == nan_checkpoint
 
 
@@ -246,12 +246,12 @@ def test_a_declared_size_far_from_the_weights_fails_before_allocating(
         raw["model"]["kwargs"]["n_filters"] = 8
 
     with pytest.raises(CheckpointError, match="parameters, more than the limit") as info:
-        load_any_checkpoint(edited_checkpoint(checkpoint, tmp_path / "huge.pt", huge))
+        load_checkpoint(edited_checkpoint(checkpoint, tmp_path / "huge.pt", huge))
     assert info.value.path == tmp_path / "huge.pt"
     with pytest.raises(
         CheckpointError, match=r"has shape \(4, 2, 7, 7, 7\), the model expects \(8, 2, 7, 7, 7\)"
     ):
-        load_any_checkpoint(edited_checkpoint(checkpoint, tmp_path / "other.pt", other))
+        load_checkpoint(edited_checkpoint(checkpoint, tmp_path / "other.pt", other))
     result = invoke("export", str(tmp_path / "huge.pt"), str(tmp_path / "huge.onnx"))
     assert_clean_error(result, str(tmp_path / "huge.pt"), "n_filters=1000000")
     assert not (tmp_path / "huge.onnx").exists()
@@ -285,7 +285,7 @@ def test_a_model_that_cannot_be_built_on_the_meta_device_still_loads(
     assert probe_model("robustness_reads_values") is None
     model = build_model("robustness_reads_values")
     save_checkpoint(tmp_path / "custom.pt", model)
-    loaded = load_any_checkpoint(tmp_path / "custom.pt")
+    loaded = load_checkpoint(tmp_path / "custom.pt")
     assert torch.equal(loaded.model.state_dict()["conv.weight"], model.state_dict()["conv.weight"])
 
 
@@ -316,7 +316,8 @@ def test_a_missing_label_fails_that_patient_unless_allowed_and_train_says_who_is
 def test_left_out_cases_names_the_reason() -> None:
     from types import SimpleNamespace
 
-    from hecktorseg.training import Split, left_out_cases
+    from hecktorseg.training import Split
+    from hecktorseg.training.trainer import left_out_cases
 
     entries = {
         "A1": SimpleNamespace(label_path=Path("a")),

@@ -18,13 +18,7 @@ from hecktorseg.config import load_yaml
 from hecktorseg.data import RandomMirror, RandomRotation, SequentialRotation
 from hecktorseg.errors import ConfigError
 from hecktorseg.preprocessing import PreprocessConfig
-from hecktorseg.training import (
-    TrainConfig,
-    build_augmentation,
-    fold_splits,
-    make_splits,
-    paper_fold_coverage,
-)
+from hecktorseg.training import TrainConfig, build_augmentation, fold_splits, make_splits, paper_fold_coverage
 from hecktorseg.training.trainer import _train_precision
 
 runner = CliRunner()

@@ -17,15 +17,14 @@ from hecktorseg.errors import ConfigError
 from hecktorseg.losses import build_loss
 from hecktorseg.models import load_checkpoint, read_checkpoint_file
 from hecktorseg.training import (
-    RESULT_FILES,
     TrainConfig,
     build_train_model,
     eval_step,
     fold_splits,
-    prepare_fold_dir,
     read_metrics_csv,
     train,
 )
+from hecktorseg.training.trainer import RESULT_FILES, prepare_fold_dir
 
 QUICK = {"n_filters": 4, "split": "random", "n_folds": 4, "num_workers": 0, "device": "cpu"}
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hecktorseg.errors import ConfigError
-from hecktorseg.training import centre_of, load_split_file, make_splits, save_split
+from hecktorseg.io import centre_of
+from hecktorseg.training import load_split_file, make_splits, save_split
 
 IDS = [f"{c}{i:03d}" for i, c in enumerate(["CHGJ", "CHMR", "CHUM", "CHUS"] * 5, start=1)]
 

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from hecktorseg.losses import build_loss
-from hecktorseg.training import TrainConfig, batch_dice, eval_step, train_step
+from hecktorseg.training import TrainConfig, eval_step, train_step
+from hecktorseg.training.steps import batch_dice
 from hecktorseg.training.trainer import _train_precision as resolve_amp
 
 

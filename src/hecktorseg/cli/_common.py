@@ -6,6 +6,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -31,10 +32,14 @@ from hecktorseg.config import config_fields, help_text
 from hecktorseg.errors import HecktorsegError
 
 __all__ = [
+    "FLAG_EXCEPTIONS",
     "console",
     "err_console",
+    "error_line",
+    "flag_hint",
     "handle_errors",
     "progress_bar",
+    "reason_line",
     "setup_logging",
     "with_config_options",
 ]
@@ -60,6 +65,59 @@ def setup_logging(verbose: int = 0) -> None:
         root.propagate = False
 
 
+FLAG_EXCEPTIONS: dict[str, str] = {
+    "bbox_table": "--bbox",
+    "check_intensities=False": "--allow-implausible-intensities",
+}
+"""Library parameter (or ``parameter=value``) → command-line flag, where the flag is not simply
+``--parameter-name`` (``--no-parameter-name`` for ``=False``)."""
+
+_PARAMETER = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(True|False|\([^)]*\)|\"[^\"]*\"|'[^']*'|[^\s,;)]+)?")
+
+
+def flag_hint(text: str) -> str:
+    """Turn the library's ``parameter=value`` references into the command line's flags.
+
+    Library errors name function parameters and configuration fields (``force=True``,
+    ``size=(144, 144, 160)``, ``bbox_table=``); on the command line the same advice reads
+    ``--force``, ``--size 144,144,160``, ``--bbox``. The rule is ``name=value`` →
+    ``--name-with-dashes value``, ``=True`` → the bare flag, ``=False`` → ``--no-…``, with the
+    exceptions of :data:`FLAG_EXCEPTIONS`. Text without ``=`` is returned unchanged.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        special = FLAG_EXCEPTIONS.get(f"{name}={value}")
+        if special is not None:
+            return special
+        flag = FLAG_EXCEPTIONS.get(name, "--" + name.replace("_", "-"))
+        if value is None or value == "True":
+            return flag
+        if value == "False":
+            return "--no-" + flag[2:]
+        if value[0] in "\"'":
+            value = value[1:-1]
+        elif value.startswith("("):
+            value = ",".join(v.strip() for v in value[1:-1].split(",") if v.strip())
+        return f"{flag} {value}"
+
+    return _PARAMETER.sub(replace, text)
+
+
+def error_line(exc: HecktorsegError) -> str:
+    """The one line the command line shows for ``exc``: its text with the hint in flags (:func:`flag_hint`)."""
+    text = str(exc)
+    if exc.hint and text.endswith(exc.hint):
+        text = text[: len(text) - len(exc.hint)] + flag_hint(exc.hint)
+    return text
+
+
+def reason_line(reason: str) -> str:
+    """A per-case failure reason (``message — hint``) with the hint part in flags."""
+    head, sep, hint = reason.rpartition(" — ")
+    return f"{head}{sep}{flag_hint(hint)}" if sep else reason
+
+
 def handle_errors(func: F) -> F:
     """Show :class:`~hecktorseg.errors.HecktorsegError` as one red line and exit 1 (no traceback)."""
 
@@ -69,7 +127,9 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except HecktorsegError as exc:
             # the message is plain text: "[nan, nan]" must not be taken for rich markup
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(error_line(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")

@@ -30,10 +30,10 @@ def register(app: typer.Typer) -> None:
         """
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from hecktorseg.config import merge
+        from hecktorseg.config import resolve_config
         from hecktorseg.demo import run_demo
 
-        cfg = merge(DemoConfig(), overrides or {})
+        cfg = resolve_config(DemoConfig, overrides=overrides)
         progress = Progress(
             TextColumn("[bold]{task.description:<11}"),
             BarColumn(),

@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
                     official_spacing_quirk=quirk,
                     tolerance_mm=tolerance,
                     strict=strict,
-                    overwrite=force,
+                    force=force,
                     progress=update,
                 )
             _print_ranking(ranked.ranking, edition)
@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
                 official_spacing_quirk=quirk,
                 tolerance_mm=tolerance,
                 strict=strict,
-                overwrite=force,
+                force=force,
                 progress=update,
             )
         shown = [c for c in rules.shown_columns if c in rules.metric_columns]

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """Export a model to ONNX or TorchScript and check it against eager PyTorch."""
         from hecktorseg.errors import ConfigError
         from hecktorseg.io import ensure_output_dir
-        from hecktorseg.models import EXPORT_SUFFIXES, export_model, load_any_checkpoint, verify_export
+        from hecktorseg.models import EXPORT_SUFFIXES, export_model, load_checkpoint, verify_export
 
         if output.suffix not in EXPORT_SUFFIXES:
             raise ConfigError(
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("output exists", path=output, hint="pass --force to overwrite it")
 
         ensure_output_dir(output.parent)  # before the (slow) load: an unwritable target fails at once
-        loaded = load_any_checkpoint(checkpoint)
+        loaded = load_checkpoint(checkpoint)
         with console.status(f"exporting to {output} ..."):
             path = export_model(loaded.model, output, shape=dims, verify=False)
         if verify:

@@ -14,6 +14,7 @@ from hecktorseg.cli._common import (
     handle_errors,
     precision_option,
     progress_bar,
+    reason_line,
     threads_option,
     tta_batch_option,
 )
@@ -119,7 +120,7 @@ def register(app: typer.Typer) -> None:
                 save_uncertainty=save_uncertainty,
                 num_parts=num_parts,
                 part_id=part_id,
-                overwrite=force,
+                force=force,
                 workers=workers,
                 progress=update,
             )
@@ -130,7 +131,9 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         for pid, reason in report.failed.items():
-            err_console.print(f"[red]failed[/] {escape(f'{pid}: {reason}')}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]failed[/] {escape(f'{pid}: {reason_line(reason)}')}", highlight=False, soft_wrap=True
+            )
         if report.failed:
             raise typer.Exit(code=1)
 

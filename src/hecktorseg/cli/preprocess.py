@@ -8,7 +8,14 @@ from typing import Any, Optional
 
 import typer
 
-from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar, with_config_options
+from hecktorseg.cli._common import (
+    console,
+    err_console,
+    handle_errors,
+    progress_bar,
+    reason_line,
+    with_config_options,
+)
 from hecktorseg.preprocessing import GRID_MULTIPLE
 from hecktorseg.preprocessing.config import PreprocessConfig
 
@@ -75,8 +82,7 @@ def register(app: typer.Typer) -> None:
         overrides: dict[str, Any],
     ) -> None:
 
-        from hecktorseg.config import load_yaml, merge
-        from hecktorseg.errors import ConfigError
+        from hecktorseg.config import resolve_config
         from hecktorseg.io import discover_cases
         from hecktorseg.preprocessing import (
             check_trainable_size,
@@ -85,19 +91,19 @@ def register(app: typer.Typer) -> None:
             select_part,
         )
 
-        if preset not in (None, "default", "paper"):
-            raise ConfigError(f"unknown --preset {preset!r}", hint="use paper or default")
         cases = discover_cases(input_dir, layout=layout, bbox_table=bbox, strict=False)
         # the preset (or the layout's default: a taller box where labels include GTVn), then the
         # YAML, then the flags
-        if preset == "paper":
-            base = PreprocessConfig.paper()
-        else:
-            base = default_preprocess_config(cases[0].layout if cases else layout)
-        config = base
-        if config_file is not None:
-            config = load_yaml(PreprocessConfig, config_file, section="preprocess", base=base)
-        config = merge(config, overrides, where="command line")
+        layout_default = default_preprocess_config(cases[0].layout if cases else layout)
+        config = resolve_config(
+            PreprocessConfig,
+            preset=preset,
+            presets={"paper": PreprocessConfig.paper, "default": lambda: layout_default},
+            base=layout_default,
+            yaml=config_file,
+            section="preprocess",
+            overrides=overrides,
+        )
         check_trainable_size(config)
         if cases:
             _warn_short_box(config, default_preprocess_config(cases[0].layout), preset)
@@ -123,13 +129,15 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         for warning in report.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            err_console.print(f"[yellow]warning:[/] {reason_line(warning)}", highlight=False, soft_wrap=True)
         if report.manifest_path is not None:
             console.print(f"manifest: {report.manifest_path}", highlight=False, soft_wrap=True)
         if report.failed:
             err_console.print("[bold red]failed cases:[/]")
             for pid, reason in report.failed.items():
-                err_console.print(f"  {pid}: {reason}", highlight=False, soft_wrap=True, markup=False)
+                err_console.print(
+                    f"  {pid}: {reason_line(reason)}", highlight=False, soft_wrap=True, markup=False
+                )
             raise typer.Exit(code=1)
 
 

@@ -39,9 +39,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", "-f", help="Write into a non-empty folder."),
     ) -> None:
         """Generate synthetic head-and-neck PET/CT phantoms with tumour masks and box tables."""
-        import yaml
-
-        from hecktorseg.config import load_yaml, merge
+        from hecktorseg.config import resolve_config
         from hecktorseg.data.synthetic import SyntheticConfig, write_synthetic_dataset
         from hecktorseg.errors import DataError
         from hecktorseg.io import parse_layout
@@ -51,14 +49,12 @@ def register(app: typer.Typer) -> None:
             raise DataError(
                 "output folder is not empty", path=out_dir, hint="choose an empty folder or pass --force"
             )
-        base = SyntheticConfig.tiny() if tiny else SyntheticConfig()
-        if config is not None:
-            # validate the file strictly, then apply only the fields it sets on top of the preset
-            load_yaml(SyntheticConfig, config, section="synthetic")
-            data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-            if isinstance(data, dict) and isinstance(data.get("synthetic"), dict):
-                data = data["synthetic"]
-            base = merge(base, data, where=str(config))
+        base = resolve_config(
+            SyntheticConfig,
+            base=SyntheticConfig.tiny() if tiny else SyntheticConfig(),
+            yaml=config,
+            section="synthetic",
+        )
         with progress_bar(f"synth {layout.value}") as progress:
             written = write_synthetic_dataset(
                 out_dir,

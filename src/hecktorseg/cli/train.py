@@ -31,14 +31,16 @@ Stop any time and continue later with ``--resume`` (from ``OUT/fold_K/last.pt``)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from hecktorseg.cli._common import console, err_console, handle_errors, progress_bar, with_config_options
 from hecktorseg.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from hecktorseg.training import TrainResult
 
 HELP = (
     "Train the SE-norm U-Net on a preprocessed dataset (one cross-validation fold, or all).\n\n"
@@ -93,7 +95,7 @@ def register(app: typer.Typer) -> None:
         *,
         overrides: dict[str, Any],
     ) -> None:
-        from hecktorseg.config import load_yaml, merge
+        from hecktorseg.config import resolve_config
         from hecktorseg.errors import ConfigError, DataError
 
         if resume and force:
@@ -106,30 +108,27 @@ def register(app: typer.Typer) -> None:
                 path=data_dir,
                 hint="give the output folder of 'hecktorseg preprocess'",
             )
-        if preset not in (None, "default", "paper"):
-            raise ConfigError(f"unknown --preset {preset!r}", hint="use paper or default")
-        base = TrainConfig.paper() if preset == "paper" else TrainConfig()
-        config = base
-        if config_file is not None:
-            config = load_yaml(TrainConfig, config_file, section="train", base=base)
         changes = dict(overrides)
         if filters is not None:
             changes["n_filters"] = filters
         if fold is not None:
             changes["fold"] = fold
-        config = merge(config, changes, where="command line")
+        config = resolve_config(
+            TrainConfig,
+            preset=preset,
+            presets={"paper": TrainConfig.paper, "default": TrainConfig},
+            yaml=config_file,
+            section="train",
+            overrides=changes,
+        )
 
-        from hecktorseg.training import fold_splits, train
+        from hecktorseg.training import folds_to_train, is_main_process, train_all_folds
 
         if preset == "paper":
             _warn_if_not_paper_preprocessed(data_dir)
-        folds = list(range(len(fold_splits(data_dir, config)))) if all_folds else [config.fold]
-        main = int(os.environ.get("RANK", "0") or 0) == 0
-        for k in folds:
-            with progress_bar(f"fold {k}", disable=not main) as progress:
-                result = train(
-                    data_dir, out_dir, config, fold=k, resume=resume, force=force, progress=progress
-                )
+        main = is_main_process()
+
+        def report(k: int, result: TrainResult) -> None:
             if main:
                 console.print(
                     f"fold {k}: best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch} "
@@ -137,6 +136,17 @@ def register(app: typer.Typer) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+
+        train_all_folds(
+            data_dir,
+            out_dir,
+            config,
+            folds=folds_to_train(data_dir, config, all_folds=all_folds),
+            resume=resume,
+            force=force,
+            fold_progress=lambda k: progress_bar(f"fold {k}", disable=not main),
+            on_result=report,
+        )
 
 
 def _warn_if_not_paper_preprocessed(data_dir: Path) -> None:

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                 out_dir,
                 predictions_dir=predictions,
                 layout=layout,
-                overwrite=force,
+                force=force,
                 progress=update,
                 errors=failed,
             )

@@ -8,6 +8,8 @@
 - :mod:`hecktorseg.data.synthetic`: PET/CT phantoms in the HECKTOR layouts.
 
 The synthetic-data names are imported eagerly; the torch-based ones on first use.
+``_EXPORTS`` is the one list of public names (name → sub-module); ``__all__`` and the
+lazy imports derive from it.
 """
 
 from __future__ import annotations
@@ -15,23 +17,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hecktorseg._lazy import lazy_exports
-from hecktorseg.data.synthetic import Phantom, SyntheticConfig, make_phantom, write_synthetic_dataset
+from hecktorseg.data.synthetic import Phantom as Phantom
+from hecktorseg.data.synthetic import SyntheticConfig as SyntheticConfig
+from hecktorseg.data.synthetic import make_phantom as make_phantom
+from hecktorseg.data.synthetic import write_synthetic_dataset as write_synthetic_dataset
 
 if TYPE_CHECKING:
-    from hecktorseg.data.augmentation import (
-        Compose,
-        RandomMirror,
-        RandomRotation,
-        Sample,
-        SequentialRotation,
-        Transform,
-        affine_resample,
-        rotation_matrix,
-    )
-    from hecktorseg.data.dataset import EpochTaggedSampler, PreprocessedDataset, sample_seed
+    from hecktorseg.data.augmentation import Compose as Compose
+    from hecktorseg.data.augmentation import RandomMirror as RandomMirror
+    from hecktorseg.data.augmentation import RandomRotation as RandomRotation
+    from hecktorseg.data.augmentation import Sample as Sample
+    from hecktorseg.data.augmentation import SequentialRotation as SequentialRotation
+    from hecktorseg.data.augmentation import Transform as Transform
+    from hecktorseg.data.augmentation import affine_resample as affine_resample
+    from hecktorseg.data.augmentation import rotation_matrix as rotation_matrix
+    from hecktorseg.data.dataset import EpochTaggedSampler as EpochTaggedSampler
+    from hecktorseg.data.dataset import PreprocessedDataset as PreprocessedDataset
+    from hecktorseg.data.dataset import sample_seed as sample_seed
 
-# The torch-based names load on first access, so synthesising data (and the CLI) stays fast.
-_LAZY = {
+# The one list of public names: name → sub-module that defines it. The torch-based names load
+# on first access, so synthesising data (and the CLI) stays fast.
+_EXPORTS = {
     "Compose": "augmentation",
     "RandomMirror": "augmentation",
     "RandomRotation": "augmentation",
@@ -43,25 +49,12 @@ _LAZY = {
     "EpochTaggedSampler": "dataset",
     "PreprocessedDataset": "dataset",
     "sample_seed": "dataset",
+    "Phantom": "synthetic",
+    "SyntheticConfig": "synthetic",
+    "make_phantom": "synthetic",
+    "write_synthetic_dataset": "synthetic",
 }
 
-__all__ = [
-    "Compose",
-    "EpochTaggedSampler",
-    "Phantom",
-    "PreprocessedDataset",
-    "RandomMirror",
-    "RandomRotation",
-    "Sample",
-    "SequentialRotation",
-    "SyntheticConfig",
-    "Transform",
-    "affine_resample",
-    "make_phantom",
-    "rotation_matrix",
-    "sample_seed",
-    "write_synthetic_dataset",
-]
+__all__ = list(_EXPORTS)  # built from the one list above
 
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -819,7 +819,7 @@ def write_synthetic_dataset(
         raise DataError(
             "output folder is not empty",
             path=root,
-            hint="choose an empty folder or pass force=True (--force) to write into it",
+            hint="choose an empty folder or pass force=True to write into it",
         )
     suffix = ".nii.gz" if cfg.compress else ".nii"
     cases: list[Case] = []

@@ -17,7 +17,15 @@
 - :func:`visualize_case` / :func:`visualize_dataset`: PNG overlays.
 """
 
-from hecktorseg.evaluation.dataset import (
+from hecktorseg.evaluation.detection import (
+    IOU_THRESHOLD,
+    LesionMatch,
+    aggregated_f1,
+    label_lesions,
+    lesion_iou,
+    match_lesions,
+)
+from hecktorseg.evaluation.evaluate import (
     EvaluationResult,
     GroundTruthCase,
     RankingResult,
@@ -26,14 +34,6 @@ from hecktorseg.evaluation.dataset import (
     find_ground_truth,
     find_prediction,
     metric_columns,
-)
-from hecktorseg.evaluation.detection import (
-    IOU_THRESHOLD,
-    LesionMatch,
-    aggregated_f1,
-    label_lesions,
-    lesion_iou,
-    match_lesions,
 )
 from hecktorseg.evaluation.metrics import (
     SurfaceDistances,
@@ -47,7 +47,7 @@ from hecktorseg.evaluation.metrics import (
     surface_distances,
     volume,
 )
-from hecktorseg.evaluation.ranking import RunRanking, competition_rank, rank_runs_2025
+from hecktorseg.evaluation.ranking import RunRanking, rank_runs_2025
 from hecktorseg.evaluation.rules import (
     EDITIONS,
     RULES,
@@ -60,10 +60,7 @@ from hecktorseg.evaluation.scoring import (
     LABEL_NAMES_2022,
     CaseScore,
     aggregated_dice,
-    box_grid,
     check_box_overlaps,
-    missing_score,
-    resample_to_box,
     score_2020,
     score_2021,
     score_2022,
@@ -91,9 +88,7 @@ __all__ = [
     "aggregated_dice",
     "aggregated_f1",
     "assd",
-    "box_grid",
     "check_box_overlaps",
-    "competition_rank",
     "dice",
     "evaluate",
     "evaluate_runs",
@@ -106,11 +101,9 @@ __all__ = [
     "lesion_iou",
     "match_lesions",
     "metric_columns",
-    "missing_score",
     "precision",
     "rank_runs_2025",
     "recall",
-    "resample_to_box",
     "score_2020",
     "score_2021",
     "score_2022",

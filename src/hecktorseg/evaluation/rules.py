@@ -1,7 +1,7 @@
 """Each HECKTOR edition's scoring rules as one frozen record: :class:`EditionRules`.
 
 :func:`~hecktorseg.evaluation.evaluate`, :func:`~hecktorseg.evaluation.summarize`,
-:func:`~hecktorseg.evaluation.missing_score` and the ``evaluate`` command look
+:func:`~hecktorseg.evaluation.scoring.missing_score` and the ``evaluate`` command look
 an edition up here (:func:`get_rules`) instead of branching on its name. A new
 edition is a new record in :data:`RULES`.
 """

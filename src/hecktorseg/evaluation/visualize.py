@@ -294,7 +294,7 @@ def visualize_dataset(
     *,
     predictions_dir: PathLike | None = None,
     layout: Layout | str | None = None,
-    overwrite: bool = False,
+    force: bool = False,
     progress: ProgressCallback | None = None,
     errors: dict[str, str] | None = None,
 ) -> list[Path]:
@@ -310,7 +310,7 @@ def visualize_dataset(
         Folder of ``<PID>.nii.gz`` predictions to overlay (dashed; cases without one are drawn without).
     layout
         Force the dataset layout.
-    overwrite
+    force
         Redraw existing PNGs (otherwise they are skipped).
     progress
         ``callback(completed, total, patient_id)``.
@@ -330,14 +330,14 @@ def visualize_dataset(
         The folder holds no case, the output folder cannot be written, or (without
         ``errors``) a case cannot be drawn.
     """
-    from hecktorseg.evaluation.dataset import find_prediction
+    from hecktorseg.evaluation.evaluate import find_prediction
 
     cases = find_visualization_cases(case_or_dir, layout=layout)
     out_root = ensure_output_dir(out_dir)
     written: list[Path] = []
     for i, (pid, ct_path, pet_path, label_path) in enumerate(cases):
         dest = out_root / f"{pid}.png"
-        if dest.is_file() and not overwrite:
+        if dest.is_file() and not force:
             logger.info("%s exists; skipped", dest)
             written.append(dest)
         else:

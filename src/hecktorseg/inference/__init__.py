@@ -22,10 +22,9 @@ from hecktorseg.inference.backends import (
     select_runtime,
     verified_combinations,
 )
-from hecktorseg.inference.dataset import (
+from hecktorseg.inference.batch import (
     PROBABILITY_DIR,
     UNCERTAINTY_DIR,
-    PredictReport,
     predict_dataset,
 )
 from hecktorseg.inference.predictor import (
@@ -47,7 +46,6 @@ __all__ = [
     "PROBABILITY_DIR",
     "UNCERTAINTY_DIR",
     "CasePrediction",
-    "PredictReport",
     "Predictor",
     "PredictorConfig",
     "PreprocessingChoice",

@@ -27,7 +27,7 @@ from hecktorseg.inference.backends import (
 )
 from hecktorseg.inference.sliding_window import sliding_window_predict
 from hecktorseg.io import BBox, Case, Geometry, array_to_image
-from hecktorseg.models import SIZE_DIVISOR, load_any_checkpoint, probabilities
+from hecktorseg.models import SIZE_DIVISOR, load_checkpoint, probabilities
 from hecktorseg.preprocessing import (
     PAPER_PREPROCESS,
     PreprocessConfig,
@@ -397,7 +397,7 @@ class Predictor:
         models: list[nn.Module] = []
         configs: list[tuple[str, PreprocessConfig]] = []
         for path in items:
-            loaded = load_any_checkpoint(path, map_location=map_location)
+            loaded = load_checkpoint(path, map_location=map_location)
             models.append(loaded.model)
             saved = _preprocess_from_metadata(loaded.metadata, str(path))
             chosen = apply_preprocessing_choice(

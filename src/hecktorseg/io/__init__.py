@@ -9,11 +9,9 @@ The bottom layer of hecktorseg: it imports nothing else from the package but
 """
 
 from hecktorseg.io._reading import (
-    check_file_complete,
     check_image_file,
     read_image,
     read_images,
-    set_io_threads,
 )
 from hecktorseg.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from hecktorseg.io.bbox import BBox
@@ -27,19 +25,13 @@ from hecktorseg.io.clinical import (
     read_clinical_table,
 )
 from hecktorseg.io.files import (
-    check_input_file,
     ensure_output_dir,
-    is_stale_temp,
-    output_file_error,
-    output_lock,
 )
-from hecktorseg.io.geometry import IDENTITY_DIRECTION, Geometry
+from hecktorseg.io.geometry import Geometry
 from hecktorseg.io.image import (
     ImageKind,
     array_to_image,
     image_to_array,
-    read_image_itk,
-    validate_image,
     write_image,
 )
 from hecktorseg.io.layout_specs import (
@@ -50,7 +42,6 @@ from hecktorseg.io.layout_specs import (
     LayoutSpec,
     SynthSpec,
     layout_spec,
-    split_image_suffix,
 )
 from hecktorseg.io.layouts import (
     IMAGE_SUFFIXES,
@@ -60,11 +51,9 @@ from hecktorseg.io.layouts import (
     centre_from_id,
     detect_layout,
     discover_cases,
-    find_bbox_tables,
     find_clinical_tables,
     layout_paths,
     parse_layout,
-    read_nnunet_dataset_json,
     validate_case,
 )
 from hecktorseg.io.tables import BBOX_COLUMNS, read_bbox_table, write_bbox_table
@@ -72,7 +61,6 @@ from hecktorseg.io.tables import BBOX_COLUMNS, read_bbox_table, write_bbox_table
 __all__ = [
     "BBOX_COLUMNS",
     "CENTRE_COLUMN",
-    "IDENTITY_DIRECTION",
     "IMAGE_SUFFIXES",
     "LABELS_2022",
     "LABELS_BINARY",
@@ -96,32 +84,21 @@ __all__ = [
     "atomic_write_text",
     "centre_from_id",
     "centre_of",
-    "check_file_complete",
     "check_image_file",
-    "check_input_file",
     "detect_layout",
     "discover_cases",
     "ensure_output_dir",
-    "find_bbox_tables",
     "find_clinical_tables",
     "image_to_array",
-    "is_stale_temp",
     "layout_paths",
     "layout_spec",
     "merge_clinical_tables",
-    "output_file_error",
-    "output_lock",
     "parse_layout",
     "read_bbox_table",
     "read_clinical_table",
     "read_image",
-    "read_image_itk",
     "read_images",
-    "read_nnunet_dataset_json",
-    "set_io_threads",
-    "split_image_suffix",
     "validate_case",
-    "validate_image",
     "write_bbox_table",
     "write_image",
 ]

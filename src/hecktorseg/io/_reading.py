@@ -37,7 +37,6 @@ __all__ = [
     "read_image",
     "read_images",
     "scan_nifti",
-    "set_io_threads",
 ]
 
 _GZIP_MAX_RATIO = 1100

@@ -514,7 +514,7 @@ def discover_cases(
                 raise DataError(
                     f"patient {pid} has no row in the box table",
                     path=tables[0] if len(tables) == 1 else r,
-                    hint="add a row for it, or pass the matching box table (--bbox on the command line, bbox_table= in Python)",
+                    hint="add a row for it, or pass the matching box table (bbox_table=)",
                 )
             bbox = boxes[pid][0]
         info = clinical.get(pid, ClinicalInfo())

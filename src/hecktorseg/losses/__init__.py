@@ -8,7 +8,6 @@ from hecktorseg.losses.segmentation import (
     build_loss,
     dice_loss,
     focal_loss,
-    prepare_target,
 )
 
 __all__ = [
@@ -19,5 +18,4 @@ __all__ = [
     "build_loss",
     "dice_loss",
     "focal_loss",
-    "prepare_target",
 ]

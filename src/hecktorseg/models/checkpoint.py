@@ -50,7 +50,6 @@ __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
     "LoadedCheckpoint",
     "convert_original_checkpoint",
-    "load_any_checkpoint",
     "load_checkpoint",
     "load_original_checkpoint",
     "read_checkpoint_file",
@@ -368,12 +367,17 @@ def _from_original(obj: Any, path: Path | None, map_location: str | torch.device
 
 
 def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Load a hecktorseg checkpoint and rebuild its model from the stored name and arguments.
+    """Load a checkpoint, ours or the original implementation's (detected from the contents).
+
+    The one loader for users: a file written by :func:`save_checkpoint` (or ``hecktorseg
+    train``) rebuilds its model from the stored name and arguments; an original HECKTOR
+    2020 state dict is read as by :func:`load_original_checkpoint` (architecture inferred
+    from the tensor shapes, kernels turned to (z, y, x)). ``kind`` of the result says which.
 
     Parameters
     ----------
     path
-        A file written by :func:`save_checkpoint`.
+        The checkpoint file (read with ``weights_only=True``).
     map_location
         Device for the tensors and the model.
 
@@ -385,20 +389,18 @@ def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu")
     Raises
     ------
     hecktorseg.errors.CheckpointError
-        If the file is unreadable, unsafe, or not a hecktorseg checkpoint (use
-        :func:`load_any_checkpoint` for the original implementation's files).
+        If the file is unreadable, unsafe, or neither kind of checkpoint (or its keys /
+        shapes do not fit the model).
     """
     src = Path(path)
     obj = read_checkpoint_file(src, map_location=map_location)
-    if not _is_ours(obj):
-        hint = (
-            "this looks like an original HECKTOR 2020 state dict: use load_original_checkpoint / "
-            "load_any_checkpoint"
-            if _extract_state_dict(obj) is not None
-            else "pass a file written by save_checkpoint / 'hecktorseg train'"
-        )
-        raise CheckpointError("not a hecktorseg checkpoint (no format marker)", path=src, hint=hint)
-    return _from_ours(obj, src, map_location)
+    if _is_ours(obj):
+        return _from_ours(obj, src, map_location)
+    return _from_original(obj, src, map_location)
+
+
+load_any_checkpoint = load_checkpoint
+"""Former name of :func:`load_checkpoint` (internal; kept for callers inside the package)."""
 
 
 def load_original_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu") -> SENormUNet:
@@ -422,7 +424,8 @@ def load_original_checkpoint(path: PathLike, *, map_location: str | torch.device
     Returns
     -------
     SENormUNet
-        The model in eval mode.
+        The model in eval mode. :func:`load_checkpoint` reads these files too (and ours); this
+        lower-level function is for code that wants the bare network of the authors' files.
 
     Raises
     ------
@@ -436,27 +439,12 @@ def load_original_checkpoint(path: PathLike, *, map_location: str | torch.device
     return model
 
 
-def load_any_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Load either a hecktorseg checkpoint or an original state dict (detected from the contents).
-
-    Raises
-    ------
-    hecktorseg.errors.CheckpointError
-        If the file is neither.
-    """
-    src = Path(path)
-    obj = read_checkpoint_file(src, map_location=map_location)
-    if _is_ours(obj):
-        return _from_ours(obj, src, map_location)
-    return _from_original(obj, src, map_location)
-
-
 def convert_original_checkpoint(
     src: PathLike,
     dest: PathLike,
     *,
     preprocess: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
+    force: bool = False,
 ) -> Path:
     """Convert an original state dict into a hecktorseg checkpoint (kernels turned to (z, y, x)).
 
@@ -473,7 +461,7 @@ def convert_original_checkpoint(
         The hecktorseg checkpoint to write (atomically).
     preprocess
         Plain preprocessing settings to store (default: the paper's).
-    overwrite
+    force
         Replace an existing ``dest``.
 
     Returns
@@ -484,15 +472,17 @@ def convert_original_checkpoint(
     Raises
     ------
     hecktorseg.errors.CheckpointError
-        ``src`` is not an original checkpoint, or ``dest`` exists and ``overwrite`` is false.
+        ``src`` is not an original checkpoint, or ``dest`` exists and ``force`` is false.
     """
     from hecktorseg.config import to_dict
     from hecktorseg.preprocessing.config import PreprocessConfig
 
     source = Path(src)
     target = Path(dest)
-    if target.exists() and not overwrite:
-        raise CheckpointError("the destination exists", path=target, hint="choose another name or overwrite")
+    if target.exists() and not force:
+        raise CheckpointError(
+            "the destination exists", path=target, hint="choose another name or pass force=True"
+        )
     loaded = _from_original(read_checkpoint_file(source), source, "cpu")
     config = dict(preprocess) if preprocess is not None else to_dict(PreprocessConfig.paper())
     metadata = {**loaded.metadata, "converted_from": source.name, "preprocess": config}

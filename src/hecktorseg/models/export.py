@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from hecktorseg.errors import CheckpointError, ConfigError
 from hecktorseg.io import atomic_path
-from hecktorseg.models.checkpoint import load_any_checkpoint
+from hecktorseg.models.checkpoint import load_checkpoint
 from hecktorseg.models.registry import unwrap_model
 from hecktorseg.models.utils import check_input_shape
 from hecktorseg.typing import PathLike
@@ -53,7 +53,7 @@ def _resolve_model(checkpoint_or_model: nn.Module | PathLike) -> nn.Module:
     if isinstance(checkpoint_or_model, nn.Module):
         model = unwrap_model(checkpoint_or_model)
     else:
-        model = load_any_checkpoint(checkpoint_or_model).model
+        model = load_checkpoint(checkpoint_or_model).model
     return model.float().cpu().eval()
 
 
@@ -192,7 +192,7 @@ def export_model(
     Parameters
     ----------
     checkpoint_or_model
-        A model or a checkpoint path (read with :func:`~hecktorseg.models.load_any_checkpoint`).
+        A model or a checkpoint path (read with :func:`~hecktorseg.models.load_checkpoint`).
     out_path
         Destination; the suffix picks the format: ``.onnx`` or ``.pt`` (TorchScript).
         Written atomically (an existing file is replaced; the CLI asks for ``--force``).

@@ -17,7 +17,7 @@ Layer by layer (``f`` filters, reduction ``r``):
 
 The attribute names reproduce the original implementation's state-dict keys (310 keys
 for the default configuration), so its checkpoints load without renaming (apart from a
-``module.`` prefix, handled by :func:`~hecktorseg.models.load_original_checkpoint`).
+``module.`` prefix, handled by :func:`~hecktorseg.models.load_checkpoint`).
 """
 
 from __future__ import annotations

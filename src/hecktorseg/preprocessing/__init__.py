@@ -12,6 +12,14 @@
   (catches swapped modalities when a case is read).
 """
 
+from hecktorseg.preprocessing.batch import (
+    GRID_MULTIPLE,
+    check_trainable_size,
+    missing_labels,
+    output_paths,
+    preprocess_dataset,
+    select_part,
+)
 from hecktorseg.preprocessing.box import box_from_label, box_from_pet, find_brain
 from hecktorseg.preprocessing.case import (
     PreprocessedCase,
@@ -27,17 +35,7 @@ from hecktorseg.preprocessing.config import (
     PreprocessConfig,
     default_preprocess_config,
 )
-from hecktorseg.preprocessing.dataset import (
-    GRID_MULTIPLE,
-    PreprocessReport,
-    check_trainable_size,
-    missing_labels,
-    output_paths,
-    preprocess_dataset,
-    select_part,
-)
 from hecktorseg.preprocessing.grid import (
-    box_overlap_fraction,
     pet_fov_mask,
     reference_geometry,
     resample_image,
@@ -51,8 +49,6 @@ from hecktorseg.preprocessing.manifest import (
     SourceFile,
     merge_manifests,
     read_manifest,
-    record_path,
-    sha256_file,
     write_manifest,
 )
 from hecktorseg.preprocessing.normalize import PET_EPS, normalize_ct, normalize_pet, stack_channels
@@ -68,12 +64,10 @@ __all__ = [
     "Manifest",
     "ManifestEntry",
     "PreprocessConfig",
-    "PreprocessReport",
     "PreprocessedCase",
     "SourceFile",
     "box_from_label",
     "box_from_pet",
-    "box_overlap_fraction",
     "check_intensities",
     "check_trainable_size",
     "choose_box",
@@ -90,12 +84,10 @@ __all__ = [
     "preprocess_dataset",
     "preprocess_images",
     "read_manifest",
-    "record_path",
     "reference_geometry",
     "resample_image",
     "resample_label",
     "select_part",
-    "sha256_file",
     "stack_channels",
     "to_original_grid",
     "write_manifest",

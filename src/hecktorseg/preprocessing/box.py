@@ -56,7 +56,7 @@ def find_brain(
     smooth = ndimage.gaussian_filter(array, sigma=sigma_zyx) if cfg.brain_smoothing_mm > 0 else array
     labels, n = ndimage.label(smooth > cfg.brain_suv_threshold)
     who = f"patient {patient_id}: " if patient_id else ""
-    hint = "give the box in a table (--bbox), centre it on the label, or lower brain_suv_threshold"
+    hint = "give the box in a table (bbox_table=), centre it on the label, or lower brain_suv_threshold="
     if n == 0:
         raise GeometryError(
             f"{who}no PET voxel above SUV {cfg.brain_suv_threshold} to locate the brain", hint=hint

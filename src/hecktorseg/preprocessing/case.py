@@ -167,7 +167,7 @@ def choose_box(
         if table_bbox is None:
             raise GeometryError(
                 f"{_who(patient_id)}no box in the box table",
-                hint="give a table with --bbox (columns PatientID,x1,x2,y1,y2,z1,z2) or use --box-source auto/pet",
+                hint="give a box table (bbox_table=, columns PatientID,x1,x2,y1,y2,z1,z2) or use box_source=auto or box_source=pet",
             )
         return table_bbox, "table"
     if source == "pet":
@@ -258,7 +258,7 @@ def preprocess_images(
         raise GeometryError(
             f"{who}the label map is not on the CT grid (label {_describe(label_geo)}, CT {_describe(ct_geo)})",
             path=label_path,
-            hint="resample the label onto the CT, or pass --no-check-label-grid to use it anyway",
+            hint="resample the label onto the CT, or set check_label_grid=False to use it anyway",
         )
     if bbox is not None:
         box, source = bbox, "given"

@@ -62,8 +62,9 @@ import numpy.typing as npt
 from hecktorseg._version import __version__
 from hecktorseg.config import from_dict, to_dict
 from hecktorseg.errors import ConfigError, DataError
-from hecktorseg.io import BBox, ClinicalInfo, ClinicalValue, Geometry, atomic_write_text, check_input_file
+from hecktorseg.io import BBox, ClinicalInfo, ClinicalValue, Geometry, atomic_write_text
 from hecktorseg.io.clinical import to_clinical
+from hecktorseg.io.files import check_input_file
 from hecktorseg.preprocessing.config import PreprocessConfig
 from hecktorseg.preprocessing.grid import pet_fov_mask
 from hecktorseg.typing import PathLike
@@ -75,8 +76,6 @@ __all__ = [
     "SourceFile",
     "merge_manifests",
     "read_manifest",
-    "record_path",
-    "sha256_file",
     "write_manifest",
 ]
 
@@ -283,7 +282,7 @@ class ManifestEntry:
             raise DataError(
                 f"invalid manifest record ({type(exc).__name__}: {exc})",
                 path=where,
-                hint="rerun hecktorseg preprocess with --force for this case",
+                hint="preprocess this case again with force=True",
             ) from None
 
 
@@ -436,7 +435,7 @@ def read_manifest(out_dir: PathLike) -> Manifest:
         raise ConfigError(
             f"cases were preprocessed with {len(configs)} different configurations ({examples})",
             path=out,
-            hint="rerun hecktorseg preprocess over all cases with one config and --force",
+            hint="preprocess all cases again with one config and force=True",
         )
     config = next(iter(configs.values())) if configs else index_config
     assert config is not None

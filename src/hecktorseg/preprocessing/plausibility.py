@@ -46,7 +46,7 @@ PET_MAX_AIR_FRACTION = 1e-3
 
 _HINT_SWAP = (
     "are CT and PET swapped (file names, or the channel order of dataset.json)? "
-    "Pass --allow-implausible-intensities (check_intensities=False) if this data is unusual but right"
+    "pass check_intensities=False if this data is unusual but right"
 )
 
 

@@ -3,15 +3,17 @@
 - :class:`TrainConfig`: every knob, with hecktorseg's defaults; :meth:`TrainConfig.paper`
   is the paper's recipe exactly;
 - :func:`train` / :func:`train_all_folds`: cross-validated training on a
-  preprocessed dataset (``OUT/fold_K/{last.pt, best.pt, metrics.csv, ...}``);
+  preprocessed dataset (:func:`folds_to_train` says which folds a split has) (``OUT/fold_K/{last.pt, best.pt, metrics.csv, ...}``);
 - :class:`Trainer`: the loop, for custom datasets, models or losses;
 - :func:`train_step` / :func:`eval_step`: pure steps other engines can drive;
 - :func:`make_splits`: leave-one-centre-out, random k-fold, file splits, or the
   paper's own eight folds (:func:`paper_splits`);
-- :func:`init_distributed`: torchrun / DDP support.
+- :func:`init_distributed`, :func:`is_main_process`: torchrun / DDP support.
 
 Only :class:`TrainConfig` is imported eagerly (so the command line starts fast);
-the other names load torch on first access.
+the other names load torch on first access. ``_EXPORTS`` is the one list of public
+names (name → sub-module): ``__all__`` and the lazy imports derive from it, and the
+``TYPE_CHECKING`` block mirrors it for type checkers (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -19,102 +21,65 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hecktorseg._lazy import lazy_exports
-from hecktorseg.training.config import TrainConfig
+from hecktorseg.training.config import TrainConfig as TrainConfig
 
 if TYPE_CHECKING:
-    from hecktorseg.training.distributed import DistContext, cleanup_distributed, init_distributed
-    from hecktorseg.training.history import (
-        EpochMetrics,
-        plot_learning_curves,
-        read_metrics_csv,
-        write_metrics_csv,
-    )
-    from hecktorseg.training.splits import (
-        PaperFoldCoverage,
-        Split,
-        centre_of,
-        load_split_file,
-        make_splits,
-        paper_fold_coverage,
-        paper_splits,
-        save_split,
-    )
-    from hecktorseg.training.steps import batch_dice, eval_step, train_step
-    from hecktorseg.training.trainer import (
-        RESULT_FILES,
-        Trainer,
-        TrainResult,
-        build_augmentation,
-        build_train_model,
-        fold_splits,
-        left_out_cases,
-        prepare_fold_dir,
-        train,
-        train_all_folds,
-    )
+    from hecktorseg.training.distributed import DistContext as DistContext
+    from hecktorseg.training.distributed import cleanup_distributed as cleanup_distributed
+    from hecktorseg.training.distributed import init_distributed as init_distributed
+    from hecktorseg.training.distributed import is_main_process as is_main_process
+    from hecktorseg.training.folds import folds_to_train as folds_to_train
+    from hecktorseg.training.folds import train_all_folds as train_all_folds
+    from hecktorseg.training.history import EpochMetrics as EpochMetrics
+    from hecktorseg.training.history import plot_learning_curves as plot_learning_curves
+    from hecktorseg.training.history import read_metrics_csv as read_metrics_csv
+    from hecktorseg.training.history import write_metrics_csv as write_metrics_csv
+    from hecktorseg.training.splits import PaperFoldCoverage as PaperFoldCoverage
+    from hecktorseg.training.splits import Split as Split
+    from hecktorseg.training.splits import load_split_file as load_split_file
+    from hecktorseg.training.splits import make_splits as make_splits
+    from hecktorseg.training.splits import paper_fold_coverage as paper_fold_coverage
+    from hecktorseg.training.splits import paper_splits as paper_splits
+    from hecktorseg.training.splits import save_split as save_split
+    from hecktorseg.training.steps import eval_step as eval_step
+    from hecktorseg.training.steps import train_step as train_step
+    from hecktorseg.training.trainer import Trainer as Trainer
+    from hecktorseg.training.trainer import TrainResult as TrainResult
+    from hecktorseg.training.trainer import build_augmentation as build_augmentation
+    from hecktorseg.training.trainer import build_train_model as build_train_model
+    from hecktorseg.training.trainer import fold_splits as fold_splits
+    from hecktorseg.training.trainer import train as train
 
-_LAZY = {
+# The one list of public names: name → sub-module that defines it.
+_EXPORTS = {
+    "TrainConfig": "config",
     "DistContext": "distributed",
     "cleanup_distributed": "distributed",
     "init_distributed": "distributed",
+    "is_main_process": "distributed",
+    "folds_to_train": "folds",
+    "train_all_folds": "folds",
     "EpochMetrics": "history",
     "plot_learning_curves": "history",
     "read_metrics_csv": "history",
     "write_metrics_csv": "history",
+    "PaperFoldCoverage": "splits",
     "Split": "splits",
-    "centre_of": "splits",
     "load_split_file": "splits",
     "make_splits": "splits",
-    "PaperFoldCoverage": "splits",
     "paper_fold_coverage": "splits",
     "paper_splits": "splits",
     "save_split": "splits",
-    "batch_dice": "steps",
     "eval_step": "steps",
     "train_step": "steps",
-    "RESULT_FILES": "trainer",
-    "TrainResult": "trainer",
     "Trainer": "trainer",
+    "TrainResult": "trainer",
     "build_augmentation": "trainer",
     "build_train_model": "trainer",
     "fold_splits": "trainer",
-    "left_out_cases": "trainer",
-    "prepare_fold_dir": "trainer",
     "train": "trainer",
-    "train_all_folds": "trainer",
 }
 
-__all__ = [
-    "RESULT_FILES",
-    "DistContext",
-    "EpochMetrics",
-    "PaperFoldCoverage",
-    "Split",
-    "TrainConfig",
-    "TrainResult",
-    "Trainer",
-    "batch_dice",
-    "build_augmentation",
-    "build_train_model",
-    "centre_of",
-    "cleanup_distributed",
-    "eval_step",
-    "fold_splits",
-    "init_distributed",
-    "left_out_cases",
-    "load_split_file",
-    "make_splits",
-    "paper_fold_coverage",
-    "paper_splits",
-    "plot_learning_curves",
-    "prepare_fold_dir",
-    "read_metrics_csv",
-    "save_split",
-    "train",
-    "train_all_folds",
-    "train_step",
-    "write_metrics_csv",
-]
+__all__ = list(_EXPORTS)  # built from the one list above
 
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

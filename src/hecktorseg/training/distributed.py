@@ -24,6 +24,7 @@ __all__ = [
     "broadcast_text",
     "cleanup_distributed",
     "init_distributed",
+    "is_main_process",
     "world_from_env",
 ]
 
@@ -65,6 +66,11 @@ def world_from_env() -> DistContext:
     rank = int(os.environ.get("RANK", "0") or 0)
     local = int(os.environ.get("LOCAL_RANK", str(rank)) or 0)
     return DistContext(rank=rank, world_size=world, local_rank=local)
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (always true outside torchrun): the one that writes and reports."""
+    return world_from_env().is_main
 
 
 def init_distributed(device_type: str) -> DistContext:

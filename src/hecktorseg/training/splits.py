@@ -36,7 +36,6 @@ __all__ = [
     "PAPER_FOLD_NAMES",
     "PaperFoldCoverage",
     "Split",
-    "centre_of",
     "load_split_file",
     "make_splits",
     "paper_fold_coverage",

@@ -10,8 +10,6 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import attrs
-
 from hecktorseg.errors import HecktorsegError
 from hecktorseg.inference.predictor import Predictor
 from hecktorseg.io import (
@@ -20,13 +18,14 @@ from hecktorseg.io import (
     check_image_file,
     discover_cases,
     ensure_output_dir,
-    output_file_error,
     write_image,
 )
+from hecktorseg.io.files import output_file_error
 from hecktorseg.preprocessing import PreprocessedCase, select_part
+from hecktorseg.reports import BatchReport
 from hecktorseg.typing import PathLike, ProgressCallback
 
-__all__ = ["PROBABILITY_DIR", "UNCERTAINTY_DIR", "PredictReport", "predict_dataset"]
+__all__ = ["PROBABILITY_DIR", "UNCERTAINTY_DIR", "predict_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,36 +34,6 @@ PROBABILITY_DIR = "probabilities"
 
 UNCERTAINTY_DIR = "uncertainty"
 """Sub-folder of the output folder holding ``<PID>.nii.gz`` variance maps."""
-
-
-@attrs.frozen
-class PredictReport:
-    """What :func:`predict_dataset` did.
-
-    Attributes
-    ----------
-    output_dir
-        Where the masks are.
-    done
-        Patient ids predicted in this run.
-    skipped
-        Patient ids whose output already existed as a complete image (not overwritten).
-    failed
-        Patient id → reason, for cases that could not be predicted.
-    seconds
-        Wall-clock time per predicted case (same order as ``done``).
-    """
-
-    output_dir: Path
-    done: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()
-    failed: dict[str, str] = attrs.field(factory=dict)
-    seconds: tuple[float, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """Whether no case failed."""
-        return not self.failed
 
 
 def predict_dataset(
@@ -78,10 +47,10 @@ def predict_dataset(
     save_uncertainty: bool = False,
     num_parts: int = 1,
     part_id: int = 0,
-    overwrite: bool = False,
+    force: bool = False,
     workers: int = 0,
     progress: ProgressCallback | None = None,
-) -> PredictReport:
+) -> BatchReport:
     """Predict every case of a raw dataset and write ``OUTPUT_DIR/<PID>.nii.gz`` on the CT grid.
 
     Parameters
@@ -104,7 +73,7 @@ def predict_dataset(
         Also write ``OUTPUT_DIR/uncertainty/<PID>.nii.gz`` (variance over models × mirrorings).
     num_parts, part_id
         Predict only share ``part_id`` of ``num_parts`` (sorted ids, index % P == K, as :func:`hecktorseg.preprocessing.select_part`).
-    overwrite
+    force
         Replace existing outputs (otherwise those cases are skipped). An existing
         output that is not a complete image (empty, truncated, not NIfTI) is
         always redone; a folder in the way of an output fails that case.
@@ -118,7 +87,7 @@ def predict_dataset(
 
     Returns
     -------
-    PredictReport
+    BatchReport
         Done / skipped / failed cases. A failing case is logged and reported;
         the others continue.
     """
@@ -137,7 +106,7 @@ def predict_dataset(
         if blocked:
             failed[case.patient_id] = str(output_file_error(IsADirectoryError(), blocked[0], "mask"))
             logger.error("case %s failed: %s", case.patient_id, failed[case.patient_id])
-        elif not overwrite and all(p.exists() for p in outputs) and _valid(outputs):
+        elif not force and all(p.exists() for p in outputs) and _valid(outputs):
             skipped.append(case.patient_id)
             logger.debug("%s exists; skipped", outputs[0])
         else:
@@ -171,7 +140,7 @@ def predict_dataset(
         start = time.perf_counter()
         if progress is not None:
             progress(len(skipped) + i + 1, len(cases), pid)
-    return PredictReport(
+    return BatchReport(
         output_dir=out, done=tuple(done), skipped=tuple(skipped), failed=failed, seconds=tuple(seconds)
     )
 

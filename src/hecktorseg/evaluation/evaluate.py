@@ -25,8 +25,8 @@ from hecktorseg.io import (
     Layout,
     atomic_write_text,
     read_image,
-    split_image_suffix,
 )
+from hecktorseg.io.layout_specs import split_image_suffix
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
@@ -255,15 +255,15 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _check_free(paths: list[Path], overwrite: bool) -> None:
-    if overwrite:
+def _check_free(paths: list[Path], force: bool) -> None:
+    if force:
         return
     for path in paths:
         if path.exists():
             raise DataError(
                 "evaluation output already exists",
                 path=path,
-                hint="choose another output folder or pass overwrite=True (--force)",
+                hint="choose another output folder or pass force=True",
             )
 
 
@@ -292,7 +292,7 @@ def evaluate(
     official_spacing_quirk: bool = False,
     tolerance_mm: float = 1.0,
     strict: bool = False,
-    overwrite: bool = False,
+    force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> EvaluationResult:
     """Score ``<pred_dir>/<PID>.nii.gz`` against the ground truth by one edition's official rules.
@@ -322,7 +322,7 @@ def evaluate(
         Tolerance of the surface Dice.
     strict
         Raise on the first unusable prediction instead of scoring it as missing.
-    overwrite
+    force
         Replace existing ``per_case.csv`` / ``summary.json``.
     progress
         ``callback(completed, total, patient_id)`` after each case.
@@ -340,13 +340,13 @@ def evaluate(
         do not resample; the message names the file). Nothing is written.
     HecktorsegError
         Unknown edition, unreadable/invalid ground truth, no ground truth found,
-        existing outputs without ``overwrite``; with ``strict``, unusable predictions.
+        existing outputs without ``force``; with ``strict``, unusable predictions.
     """
     rules = get_rules(edition)
     _check_predictions(Path(pred_dir))
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None:
-        _check_free([out_path / "per_case.csv", out_path / "summary.json"], overwrite)
+        _check_free([out_path / "per_case.csv", out_path / "summary.json"], force)
     result = _evaluate(
         rules,
         Path(pred_dir),
@@ -384,7 +384,7 @@ def _evaluate(
         if no_box:
             logger.warning(
                 "%d case(s) have no box (%s%s); they are scored on the ground truth's whole extent — "
-                "give the box table with bbox_table/--bbox for the official numbers",
+                "give the box table (bbox_table=) for the official numbers",
                 len(no_box),
                 ", ".join(no_box[:5]),
                 ", …" if len(no_box) > 5 else "",
@@ -487,7 +487,7 @@ def evaluate_runs(
     official_spacing_quirk: bool = False,
     tolerance_mm: float = 1.0,
     strict: bool = False,
-    overwrite: bool = False,
+    force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> RankingResult:
     """Score several runs (prediction folders) against the same ground truth and rank them.
@@ -508,7 +508,7 @@ def evaluate_runs(
         If given: ``<out_dir>/<run>/per_case.csv`` and ``summary.json`` for each
         run and ``<out_dir>/ranking.csv`` (best run first), all written
         atomically after every run has been scored.
-    overwrite
+    force
         Replace existing outputs (otherwise any existing one is an error, before scoring).
     progress
         ``callback(completed, total, label)`` over all cases of all runs.
@@ -537,7 +537,7 @@ def evaluate_runs(
         wanted = [out_path / "ranking.csv"]
         for name in runs:
             wanted += [out_path / name / "per_case.csv", out_path / name / "summary.json"]
-        _check_free(wanted, overwrite)
+        _check_free(wanted, force)
     truths = find_ground_truth(gt_dir, layout=layout, bbox_table=bbox_table)
     options = ScoringOptions(tolerance_mm=tolerance_mm, official_spacing_quirk=official_spacing_quirk)
     total = len(truths) * len(runs)

@@ -29,15 +29,13 @@ from hecktorseg.io import (
     Case,
     Layout,
     check_image_file,
-    check_input_file,
     ensure_output_dir,
-    is_stale_temp,
     layout_paths,
-    output_lock,
-    set_io_threads,
-    split_image_suffix,
     write_image,
 )
+from hecktorseg.io._reading import set_io_threads
+from hecktorseg.io.files import check_input_file, is_stale_temp, output_lock
+from hecktorseg.io.layout_specs import split_image_suffix
 from hecktorseg.preprocessing.case import preprocess_case
 from hecktorseg.preprocessing.config import PreprocessConfig, default_preprocess_config
 from hecktorseg.preprocessing.manifest import (
@@ -50,11 +48,11 @@ from hecktorseg.preprocessing.manifest import (
     sha256_file,
     write_record,
 )
+from hecktorseg.reports import BatchReport
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
     "GRID_MULTIPLE",
-    "PreprocessReport",
     "check_trainable_size",
     "missing_labels",
     "output_paths",
@@ -66,48 +64,6 @@ GRID_MULTIPLE = 16
 """Every side of a preprocessed grid must be a multiple of this: the U-Nets halve it four times."""
 
 logger = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class PreprocessReport:
-    """What :func:`preprocess_dataset` did.
-
-    Attributes
-    ----------
-    out_dir
-        The output folder.
-    manifest_path
-        ``OUT/manifest.json`` (the merged index), or ``None`` when no case is complete.
-    done
-        Patient ids processed in this run.
-    skipped
-        Patient ids whose outputs were already up to date.
-    failed
-        Reason per patient id that failed.
-    warnings
-        Problems that did not fail a case (e.g. a manifest mixing configurations).
-    outside_box
-        Per patient id processed in this run whose label voxels fell partly outside the
-        box: label value → voxels lost (also logged as a warning).
-    """
-
-    out_dir: Path
-    manifest_path: Path | None
-    done: list[str]
-    skipped: list[str]
-    failed: dict[str, str]
-    warnings: list[str] = attrs.field(factory=list)
-    outside_box: dict[str, dict[int, int]] = attrs.field(factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """Whether no case failed."""
-        return not self.failed
-
-    @property
-    def total(self) -> int:
-        """Number of cases this run was responsible for."""
-        return len(self.done) + len(self.skipped) + len(self.failed)
 
 
 @attrs.frozen
@@ -143,7 +99,7 @@ def select_part(cases: Sequence[Case], num_parts: int, part_id: int) -> list[Cas
     if not 0 <= part_id < num_parts:
         raise ConfigError(
             f"part_id must be in 0..{num_parts - 1}, got {part_id}",
-            hint="with a Slurm array use --part-id $SLURM_ARRAY_TASK_ID and --array=0-(P-1)",
+            hint="with a Slurm array (sbatch --array=0-(P-1)) use part_id=$SLURM_ARRAY_TASK_ID",
         )
     ordered = sorted(cases, key=lambda c: c.patient_id)
     return [c for i, c in enumerate(ordered) if i % num_parts == part_id]
@@ -232,7 +188,7 @@ def check_trainable_size(config: PreprocessConfig) -> None:
         raise ConfigError(
             f"size: every side must be a multiple of {GRID_MULTIPLE} (the network halves it four times), "
             f"got {size}",
-            hint=f"use e.g. --size {','.join(str(v) for v in nearest)}",
+            hint=f"use e.g. size=({', '.join(str(v) for v in nearest)})",
         )
 
 
@@ -270,7 +226,7 @@ def missing_labels(cases: Sequence[Case]) -> dict[str, str]:
             f"patient {case.patient_id}: label map not found, although {n_labelled} of the "
             f"{len(cases)} patients have one",
             path=_expected_label(case),
-            hint="add or rename the mask, or pass --allow-missing-labels (allow_missing_labels=True) "
+            hint="add or rename the mask, or pass allow_missing_labels=True "
             "to preprocess this patient without one",
         )
         reasons[case.patient_id] = str(error)
@@ -423,7 +379,7 @@ def preprocess_dataset(
     check_intensities: bool = True,
     allow_missing_labels: bool = False,
     progress: ProgressCallback | None = None,
-) -> PreprocessReport:
+) -> BatchReport:
     """Preprocess every case of a dataset into ``output_dir``.
 
     Writes ``OUT/<PID>/<PID>_ct``, ``_pt`` and (labelled cases) ``_ct_gtvt``
@@ -463,7 +419,7 @@ def preprocess_dataset(
 
     Returns
     -------
-    PreprocessReport
+    BatchReport
         Done, skipped and failed cases.
 
     Raises
@@ -520,7 +476,7 @@ def _preprocess_locked(
     progress: ProgressCallback | None,
     check_intensities: bool,
     unlabelled: Mapping[str, str],
-) -> PreprocessReport:
+) -> BatchReport:
     if num_parts == 1:  # no other part can be writing the index right now
         for stray in out.glob(f".{MANIFEST_NAME}.*"):
             if is_stale_temp(stray):
@@ -583,12 +539,12 @@ def _preprocess_locked(
         logger.warning("manifest not written: %s", exc)
     order = {c.patient_id: i for i, c in enumerate(cases)}
     outcomes.sort(key=lambda o: order[o.patient_id])
-    return PreprocessReport(
-        out_dir=out,
+    return BatchReport(
+        output_dir=out,
         manifest_path=manifest_path,
-        done=[o.patient_id for o in outcomes if o.status == "done"],
-        skipped=[o.patient_id for o in outcomes if o.status == "skipped"],
+        done=tuple(o.patient_id for o in outcomes if o.status == "done"),
+        skipped=tuple(o.patient_id for o in outcomes if o.status == "skipped"),
         failed={o.patient_id: o.reason for o in outcomes if o.status == "failed"},
-        warnings=warnings,
+        warnings=tuple(warnings),
         outside_box={o.patient_id: o.outside for o in outcomes if o.outside},
     )
