@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 from typer.testing import CliRunner
 
+from hecktorseg.cli import _common as cli_common
 from hecktorseg.cli import app
 from hecktorseg.data.synthetic import write_synthetic_dataset
 from hecktorseg.errors import DataError, GeometryError, LayoutError
@@ -170,15 +171,20 @@ def test_evaluate_runs_writes_ranking(data: tuple[Path, Path, Path], tmp_path: P
     assert [r.run for r in ranked.ranking] == ["runB-preds", "runA-preds"]
 
 
-def test_cli_single_and_several_runs(data: tuple[Path, Path, Path], tmp_path: Path) -> None:
+def test_cli_single_and_several_runs(
+    data: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, good, poor = data
+    # the table must not wrap: fix the console's width (rich reads COLUMNS only when the console is
+    # made, which under xdist may be another test's CliRunner with its own COLUMNS)
+    monkeypatch.setattr(cli_common.console, "_width", 200)
     runner = CliRunner()
     one = runner.invoke(app, ["evaluate", str(poor), str(root), str(tmp_path / "one"), "--edition", "2025"])
     assert one.exit_code == 0, one.output
     summary = json.loads((tmp_path / "one" / "summary.json").read_text())
     assert [k for k in summary if k in REQUIRED] == REQUIRED
     assert summary["gtvn_fn"] == 3
-    wide = runner.invoke(app, ["evaluate", str(poor), str(root), "--edition", "2025"], env={"COLUMNS": "200"})
+    wide = runner.invoke(app, ["evaluate", str(poor), str(root), "--edition", "2025"])
     row = next(line for line in wide.output.splitlines() if "CHUM-001" in line)
     cells = [c.strip() for c in row.split("│") if c.strip()]
     # patient, status, Dice GTVp, Dice GTVn (4 decimals); lesion counts as whole numbers: 2 GT, TP 1, FP 0, FN 1
