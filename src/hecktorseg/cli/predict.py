@@ -38,7 +38,16 @@ def register(app: typer.Typer) -> None:
             False, "--save-uncertainty", help="Also write OUTPUT_DIR/uncertainty/<PID>.nii.gz (variance)."
         ),
         largest_component: bool = typer.Option(
-            False, "--largest-component", help="Keep only the largest connected component."
+            False,
+            "--largest-component",
+            help="Keep only the largest connected component of label 1 (GTVt/GTVp); nodes are kept.",
+        ),
+        min_gtvn_volume: float = typer.Option(
+            0.0,
+            "--min-gtvn-volume",
+            min=0.0,
+            metavar="MM3",
+            help="Drop GTVn (label 2) components smaller than MM3 cubic millimetres (0: keep all).",
         ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         precision: str = typer.Option("auto", "--precision", help="auto (fastest exact), fp32 or bf16."),
@@ -52,7 +61,10 @@ def register(app: typer.Typer) -> None:
         part_id: int = typer.Option(0, "--part-id", help="Which share to predict (0-based)."),
         force: bool = typer.Option(False, "--force", help="Overwrite existing predictions."),
     ) -> None:
-        """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid."""
+        """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid.
+
+        Binary models write 0/1; GTVp + GTVn models (3 outputs) write uint8 labels 0/1/2.
+        """
         from hecktorseg.errors import ConfigError
         from hecktorseg.inference import Predictor, predict_dataset
 
@@ -65,6 +77,7 @@ def register(app: typer.Typer) -> None:
             precision=precision,  # type: ignore[arg-type]
             threshold=threshold,
             largest_component=largest_component,
+            min_gtvn_volume=min_gtvn_volume,
             num_threads=threads,
         )
         err_console.print(f"{predictor!r}", highlight=False)

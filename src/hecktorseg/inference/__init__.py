@@ -6,6 +6,8 @@
   settings and maps probabilities back onto the CT grid before thresholding.
 - :func:`predict_dataset` predicts a dataset folder (``OUT/<PID>.nii.gz``),
   skipping finished cases and reporting failures.
+- :mod:`~hecktorseg.inference.postprocess`: the largest GTVp component and the
+  removal of small GTVn components (mm³ on the CT grid).
 - :func:`sliding_window_predict` blends overlapping windows with Gaussian
   weights for inputs larger than the network's grid.
 """
@@ -16,16 +18,24 @@ from hecktorseg.inference.dataset import (
     PredictReport,
     predict_dataset,
 )
+from hecktorseg.inference.postprocess import (
+    GTVN_LABEL,
+    GTVP_LABEL,
+    keep_largest_component,
+    postprocess_mask,
+    remove_small_components,
+)
 from hecktorseg.inference.predictor import (
     MIRROR_AXES,
     CasePrediction,
     Predictor,
-    keep_largest_component,
     resolve_device,
 )
 from hecktorseg.inference.sliding_window import gaussian_importance_map, sliding_window_predict, window_starts
 
 __all__ = [
+    "GTVN_LABEL",
+    "GTVP_LABEL",
     "MIRROR_AXES",
     "PROBABILITY_DIR",
     "UNCERTAINTY_DIR",
@@ -34,7 +44,9 @@ __all__ = [
     "Predictor",
     "gaussian_importance_map",
     "keep_largest_component",
+    "postprocess_mask",
     "predict_dataset",
+    "remove_small_components",
     "resolve_device",
     "sliding_window_predict",
     "window_starts",

@@ -12,11 +12,11 @@ import numpy as np
 import numpy.typing as npt
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
 from torch import Tensor, nn
 
 from hecktorseg.config import from_dict, to_dict
 from hecktorseg.errors import CheckpointError, ConfigError, DataError
+from hecktorseg.inference.postprocess import keep_largest_component, postprocess_mask
 from hecktorseg.inference.sliding_window import sliding_window_predict
 from hecktorseg.io import BBox, Case, Geometry, array_to_image
 from hecktorseg.models import (
@@ -43,7 +43,7 @@ __all__ = [
     "Predictor",
     "keep_largest_component",
     "resolve_device",
-]
+]  # keep_largest_component is re-exported from hecktorseg.inference.postprocess
 
 logger = logging.getLogger(__name__)
 
@@ -73,22 +73,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("CUDA was requested but no GPU is available", hint="use --device cpu")
     return dev
-
-
-def keep_largest_component(mask: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint8]:
-    """Keep, per label value, only the largest 26-connected component of a label map."""
-    out = np.zeros(mask.shape, dtype=np.uint8)
-    structure = np.ones((3,) * mask.ndim, dtype=bool)
-    for value in np.unique(mask):
-        if value == 0:
-            continue
-        components, n = ndimage.label(mask == value, structure=structure)
-        if n == 0:
-            continue
-        sizes = np.bincount(components.ravel())
-        sizes[0] = 0
-        out[components == int(np.argmax(sizes))] = int(value)
-    return out
 
 
 @attrs.define
@@ -164,7 +148,11 @@ class Predictor:
     threshold
         Binary models: foreground where the probability is above this.
     largest_component
-        Keep only the largest connected component (per label).
+        Keep only the largest connected component of label 1 (GTVt / GTVp);
+        lymph nodes (label 2) are never reduced to one component.
+    min_gtvn_volume
+        Remove GTVn (label 2) components smaller than this many mm³ on the CT
+        grid (0: keep all). See :mod:`hecktorseg.inference.postprocess`.
     window_size
         Sliding-window size (z, y, x) for inputs larger than it; default the
         preprocessing grid (``preprocess.size`` reversed).
@@ -190,11 +178,16 @@ class Predictor:
         overlap: float = 0.5,
         output_device: str | torch.device | None = "cpu",
         num_threads: int | None = None,
+        min_gtvn_volume: float = 0.0,
     ) -> None:
         if not models:
             raise ConfigError("a Predictor needs at least one model")
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
+        if not min_gtvn_volume >= 0:
+            raise ConfigError(
+                f"the minimum GTVn volume must be >= 0 mm³, got {min_gtvn_volume}", hint="use 0 to keep all"
+            )
         if num_threads is not None:
             if num_threads < 1:
                 raise ConfigError(f"num_threads must be >= 1, got {num_threads}")
@@ -210,6 +203,7 @@ class Predictor:
         self.tta = bool(tta)
         self.threshold = float(threshold)
         self.largest_component = bool(largest_component)
+        self.min_gtvn_volume = float(min_gtvn_volume)
         win = tuple(int(w) for w in window_size) if window_size is not None else tuple(cfg.size[::-1])
         if len(win) != 3 or min(win) < 1:
             raise ConfigError(f"window_size must be three positive sides (z, y, x), got {window_size}")
@@ -233,6 +227,7 @@ class Predictor:
         overlap: float = 0.5,
         output_device: str | torch.device | None = "cpu",
         num_threads: int | None = None,
+        min_gtvn_volume: float = 0.0,
     ) -> Predictor:
         """Load one or more checkpoints (ours or the original implementation's) into a Predictor.
 
@@ -288,6 +283,7 @@ class Predictor:
             overlap=overlap,
             output_device=output_device,
             num_threads=num_threads,
+            min_gtvn_volume=min_gtvn_volume,
         )
 
     # -- arrays ----------------------------------------------------------------------------------
@@ -465,7 +461,12 @@ class Predictor:
         """Segment a case already on its reference grid (see :meth:`prepare_case`).
 
         The probabilities are mapped back onto ``pre.ct_geometry`` before they are
-        thresholded (one channel) or arg-maxed (several).
+        thresholded (one channel) or arg-maxed (several): each class probability
+        (ensemble members and mirrorings already averaged per class) is resampled
+        onto the CT grid with the same linear interpolation, and the label of a CT
+        voxel is the class with the highest resampled probability (ties: the lower
+        label). Post-processing (:func:`~hecktorseg.inference.postprocess.postprocess_mask`)
+        follows on the CT grid.
         """
         x = stack_channels(
             sitk.GetArrayViewFromImage(pre.ct),
@@ -487,8 +488,12 @@ class Predictor:
             mask = (channels[0] > self.threshold).astype(np.uint8)
         else:
             mask = np.argmax(np.stack(channels), axis=0).astype(np.uint8)
-        if self.largest_component:
-            mask = keep_largest_component(mask)
+        mask = postprocess_mask(
+            mask,
+            target.spacing,
+            largest_component=self.largest_component,
+            min_gtvn_volume_mm3=self.min_gtvn_volume,
+        )
         prob_image: sitk.Image | None = None
         if with_probabilities:
             if len(channels) == 1:
