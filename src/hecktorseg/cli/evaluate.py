@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         ),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder."),  # noqa: UP045
         layout: Optional[str] = typer.Option(  # noqa: UP045
-            None, "--layout", help="Force the GT dataset layout: 2020, 2021, 2022 or nnunet."
+            None, "--layout", help="Force the GT dataset layout: 2020, 2021, 2022, 2025, 2026 or nnunet."
         ),
         quirk: bool = typer.Option(
             False,

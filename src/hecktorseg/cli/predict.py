@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
             help="Box table (PatientID,x1,x2,y1,y2,z1,z2); default: the dataset's, else from PET.",
         ),
         layout: Optional[str] = typer.Option(  # noqa: UP045
-            None, "--layout", help="Force the input layout: 2020, 2021, 2022 or nnunet."
+            None, "--layout", help="Force the input layout: 2020, 2021, 2022, 2025, 2026 or nnunet."
         ),
         tta: bool = typer.Option(False, "--tta/--no-tta", help="Average over the 8 mirrorings."),
         threshold: float = typer.Option(0.5, "--threshold", help="Probability threshold (binary models)."),

@@ -14,7 +14,8 @@ HELP = """Resample PET, CT (and label maps) onto one reference grid in the head-
 
 Writes OUTPUT_DIR/<PID>/<PID>_ct.nii.gz, <PID>_pt.nii.gz, <PID>_ct_gtvt.nii.gz and
 OUTPUT_DIR/manifest.json. Cases already up to date are skipped (--force redoes them).
-Settings come from the defaults, then --config YAML, then the flags below.
+Settings come from the defaults (a 144x144x176 mm box for layouts with lymph nodes:
+2022, 2025, 2026; 144 mm otherwise), then --config YAML, then the flags below.
 Exit code 1 if any case failed; the others are finished anyway.
 """
 
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
     @with_config_options(PreprocessConfig)
     def preprocess(
         input_dir: Path = typer.Argument(
-            ..., help="Dataset folder (HECKTOR 2020/2021/2022 or nnU-Net layout)."
+            ..., help="Dataset folder (HECKTOR 2020/2021/2022/2025/2026 or nnU-Net layout)."
         ),
         output_dir: Path = typer.Argument(..., help="Folder for the preprocessed cases and manifest.json."),
         bbox: Optional[Path] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
@@ -37,7 +38,9 @@ def register(app: typer.Typer) -> None:
             None, "--config", help="YAML config (top level, or under a 'preprocess:' key)."
         ),
         layout: Optional[str] = typer.Option(  # noqa: UP045
-            None, "--layout", help="Force the dataset layout: 2020, 2021, 2022 or nnunet (default: detect)."
+            None,
+            "--layout",
+            help="Force the dataset layout: 2020, 2021, 2022, 2025, 2026 or nnunet (default: detect).",
         ),
         workers: int = typer.Option(1, "--workers", "-j", min=1, help="Cases processed in parallel."),
         num_parts: int = typer.Option(
@@ -50,15 +53,22 @@ def register(app: typer.Typer) -> None:
         *,
         overrides: dict[str, Any],
     ) -> None:
+        import yaml
+
         from hecktorseg.config import load_yaml, merge
         from hecktorseg.io import discover_cases
-        from hecktorseg.preprocessing import preprocess_dataset, select_part
+        from hecktorseg.preprocessing import default_preprocess_config, preprocess_dataset, select_part
 
-        config = PreprocessConfig()
-        if config_file is not None:
-            config = load_yaml(PreprocessConfig, config_file, section="preprocess")
-        config = merge(config, overrides, where="command line")
         cases = discover_cases(input_dir, layout=layout, bbox_table=bbox, strict=False)
+        # the layout's default (a taller box where labels include GTVn), then the YAML, then the flags
+        config = default_preprocess_config(cases[0].layout if cases else layout)
+        if config_file is not None:
+            load_yaml(PreprocessConfig, config_file, section="preprocess")  # validates the file strictly
+            data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+            if isinstance(data, dict) and isinstance(data.get("preprocess"), dict):
+                data = data["preprocess"]
+            config = merge(config, data, where=str(config_file))
+        config = merge(config, overrides, where="command line")
         select_part(cases, num_parts, part_id)  # checks --num-parts/--part-id before the bar starts
         with progress_bar("preprocess") as progress:
             report = preprocess_dataset(

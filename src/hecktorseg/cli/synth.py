@@ -21,7 +21,10 @@ def register(app: typer.Typer) -> None:
         ),
         cases: int = typer.Option(8, "--cases", "-n", min=1, help="Number of patients."),
         edition: str = typer.Option(
-            "2020", "--edition", "-e", help="Dataset layout: 2020, 2021, 2022 (with lymph nodes) or nnunet."
+            "2020",
+            "--edition",
+            "-e",
+            help="Dataset layout: 2020, 2021, 2022 (with lymph nodes), 2025 or 2026 (nodes at neck levels II–IV, clinical table) or nnunet.",
         ),
         seed: int = typer.Option(0, "--seed", "-s", help="Random seed (same seed, same files)."),
         tiny: bool = typer.Option(

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
             None, "--predictions", "-p", help="Folder of <PID>.nii.gz predictions to overlay (red)."
         ),
         layout: Optional[str] = typer.Option(  # noqa: UP045
-            None, "--layout", help="Force the dataset layout: 2020, 2021, 2022 or nnunet."
+            None, "--layout", help="Force the dataset layout: 2020, 2021, 2022, 2025, 2026 or nnunet."
         ),
         force: bool = typer.Option(False, "--force", help="Redraw existing PNGs."),
     ) -> None:

@@ -25,8 +25,10 @@ mask agree physically whatever the grids. A phantom depends only on
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
 import json
 import logging
 import tempfile
@@ -40,25 +42,40 @@ import numpy.typing as npt
 import SimpleITK as sitk
 from scipy import ndimage
 
-from hecktorseg.errors import ConfigError, DataError
+from hecktorseg.errors import ConfigError, DataError, LayoutError
 from hecktorseg.io import (
     BBox,
     Case,
+    ClinicalInfo,
+    ClinicalValue,
     Geometry,
     Layout,
+    LayoutSpec,
     array_to_image,
     atomic_write_bytes,
     atomic_write_text,
-    centre_from_id,
+    centre_of,
     layout_paths,
+    layout_spec,
+    parse_layout,
     write_bbox_table,
     write_image,
 )
+from hecktorseg.io.layout_specs import NodeModel
 from hecktorseg.typing import FloatArray, PathLike, ProgressCallback, Triplet
 
 _Vec: TypeAlias = "Sequence[float] | FloatArray"
 
-__all__ = ["Phantom", "SyntheticConfig", "make_phantom", "write_synthetic_dataset"]
+__all__ = [
+    "NODE_COUNT_PROBABILITIES",
+    "NODE_LEVELS",
+    "Phantom",
+    "SyntheticConfig",
+    "clinical_row",
+    "make_phantom",
+    "synthetic_patient_ids",
+    "write_synthetic_dataset",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +85,20 @@ CENTRES_2021: tuple[str, ...] = ("CHGJ", "CHMR", "CHUM", "CHUS", "CHUP")
 """Training centres of HECKTOR 2021 (2020's plus CHUP)."""
 CENTRES_2022: tuple[str, ...] = ("CHUM", "CHUP", "CHUS", "CHUV", "HGJ", "HMR", "MDA", "USZ", "CHB")
 """Centres of HECKTOR 2022 (ids such as ``CHUM-001``)."""
+
+NODE_COUNT_PROBABILITIES: tuple[float, ...] = (0.25, 0.3, 0.2, 0.15, 0.1)
+"""``neck_levels`` phantoms (2025/2026): probability of 0, 1, 2, 3 and 4 lymph nodes."""
+NODE_LEVELS: dict[str, tuple[float, tuple[float, float], tuple[float, float]]] = {
+    "II": (0.5, (5.0, 50.0), (24.0, 34.0)),
+    "III": (0.35, (50.0, 90.0), (26.0, 36.0)),
+    "IV": (0.15, (90.0, 130.0), (30.0, 44.0)),
+}
+"""``neck_levels`` phantoms (2025/2026), per neck level: its probability, the depth (mm) of a
+node's centre below the skull base (the brain's lowest point), and its distance (mm, × body
+scale) lateral of the midline. A node lies on the primary's side with probability 0.75,
+0–18 mm behind the body axis (the jugular chain) and at least 5 mm below the primary's centre.
+The CT and PET grids of a phantom are made taller where needed so that every node lies inside."""
+_SKULL_BASE_DEPTH_MM = 125.0  # the brain's lowest point below the vertex (_BRAIN_C + _BRAIN_R in d)
 
 
 def _check_range(name: str, value: Sequence[float], *, positive: bool = True) -> None:
@@ -223,9 +254,14 @@ class Phantom:
     tumour_radius_mm
         The main lobe's nominal radius (mm).
     node_centers_mm
-        World positions of the lymph nodes drawn (empty if none).
+        World positions of the labelled lymph nodes (empty if none).
     brain_center_mm
         World position of the centre of the brain.
+    has_primary
+        Whether the patient has a primary tumour; without one (a 2025/2026 phantom with
+        nodes only) ``tumour_center_mm`` is where it would have been and label 1 is absent.
+    node_radii_mm
+        Radii (x, y, z) of the labelled nodes, in the order of ``node_centers_mm``.
     """
 
     patient_id: str
@@ -237,6 +273,8 @@ class Phantom:
     tumour_radius_mm: float
     node_centers_mm: tuple[Triplet, ...] = ()
     brain_center_mm: Triplet = (0.0, 0.0, 0.0)
+    has_primary: bool = True
+    node_radii_mm: tuple[Triplet, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,6 +300,7 @@ class _Anatomy:
     nodes: tuple[_Blob, ...]
     node_suvs: tuple[float, ...]
     nodes_labelled: bool
+    has_primary: bool = True
 
     def to_uvd(self, world: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         return world[..., 0] - self.x0, world[..., 1] - self.y0, self.z_vertex - world[..., 2]
@@ -287,7 +326,51 @@ def _q2(u: FloatArray, v: FloatArray, center: _Vec, radii: _Vec) -> FloatArray:
     return out
 
 
-def _sample_anatomy(rng: np.random.Generator, config: SyntheticConfig, *, with_nodes: bool) -> _Anatomy:
+def _neck_level_nodes(
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    primary: FloatArray,
+    scale: float,
+    n_nodes: int | None,
+    with_primary: bool,
+) -> tuple[list[_Blob], list[float]]:
+    """Lymph nodes at neck levels II–IV: lateral to and below the primary (see :data:`NODE_LEVELS`)."""
+    count = int(rng.choice(len(NODE_COUNT_PROBABILITIES), p=NODE_COUNT_PROBABILITIES))
+    if n_nodes is not None:
+        count = n_nodes
+    elif not with_primary:
+        count = max(count, 1)  # a patient without a GTVp has nodes (otherwise there is nothing to see)
+    ipsilateral = 1.0 if primary[0] >= 0 else -1.0
+    names = list(NODE_LEVELS)
+    p_level = np.array([NODE_LEVELS[n][0] for n in names])
+    nodes: list[_Blob] = []
+    suvs: list[float] = []
+    for _ in range(count):
+        for _attempt in range(20):  # keep nodes apart, so each one is its own lesion
+            side = ipsilateral if rng.random() < 0.75 else -ipsilateral
+            _, (lo, hi), (lat_lo, lat_hi) = NODE_LEVELS[names[int(rng.choice(len(names), p=p_level))]]
+            depth = max(_SKULL_BASE_DEPTH_MM + float(rng.uniform(lo, hi)), float(primary[2]) + 5.0)
+            c = np.array([side * scale * rng.uniform(lat_lo, lat_hi), rng.uniform(0.0, 18.0), depth])
+            radii = rng.uniform(*config.node_radius_mm) * rng.uniform(0.8, 1.2, 3)
+            apart = all(
+                np.linalg.norm(c - b.center) > float(np.max(radii) + np.max(b.radii)) + 3.0 for b in nodes
+            )
+            if apart:
+                break
+        nodes.append(_Blob(center=c, radii=radii))
+        suvs.append(float(rng.uniform(*config.node_suv)))
+    return nodes, suvs
+
+
+def _sample_anatomy(
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    *,
+    with_nodes: bool,
+    node_model: NodeModel = "lateral",
+    n_nodes: int | None = None,
+    with_primary: bool = True,
+) -> _Anatomy:
     x0, y0 = rng.uniform(-10.0, 10.0, size=2)
     z_vertex = float(rng.uniform(-120.0, -80.0))
     scale = float(rng.uniform(*config.body_scale))
@@ -311,7 +394,9 @@ def _sample_anatomy(rng: np.random.Generator, config: SyntheticConfig, *, with_n
     waves = np.concatenate([wave_dirs * (2 * np.pi / wavelength), rng.uniform(0, 2 * np.pi, (n_waves, 1))], 1)
     nodes: list[_Blob] = []
     node_suvs: list[float] = []
-    if with_nodes or config.unlabelled_nodes:
+    if with_nodes and node_model == "neck_levels":
+        nodes, node_suvs = _neck_level_nodes(rng, config, center, scale, n_nodes, with_primary)
+    elif with_nodes or config.unlabelled_nodes:
         lo, hi = config.node_count
         for _ in range(int(rng.integers(lo, hi + 1))):
             side = 1.0 if rng.random() < 0.5 else -1.0
@@ -333,6 +418,7 @@ def _sample_anatomy(rng: np.random.Generator, config: SyntheticConfig, *, with_n
         nodes=tuple(nodes),
         node_suvs=tuple(node_suvs),
         nodes_labelled=with_nodes,
+        has_primary=with_primary,
     )
 
 
@@ -405,8 +491,9 @@ def _make_ct(
     ct[airway] = -950.0
     label = np.zeros(u.shape, dtype=np.uint8)
     tumour = np.zeros(u.shape, dtype=bool)
-    b = _block(an, geometry, an.tumour_lobes[0].center, _tumour_extent(an, geometry))
-    tumour[b] = _tumour_f(an, u[b], v[b], d[b]) < 1.0
+    if an.has_primary:
+        b = _block(an, geometry, an.tumour_lobes[0].center, _tumour_extent(an, geometry))
+        tumour[b] = _tumour_f(an, u[b], v[b], d[b]) < 1.0
     for blob in an.nodes:
         node = np.zeros(u.shape, dtype=bool)
         b = _block(an, geometry, blob.center, _node_extent(blob, geometry))
@@ -424,7 +511,9 @@ def _make_ct(
     spine = (_q2(u, v, (0.0, 38.0), (11.0, 11.0)) < 1.0) & (d > 112.0)
     ct[(skull | spine) & body] = 900.0
     ct[mandible & body] = 1200.0
-    if not tumour.any():  # a tiny grid can miss a small tumour: keep one voxel so the label is not empty
+    if (
+        an.has_primary and not tumour.any()
+    ):  # a tiny grid can miss a small tumour: keep one voxel so the label is not empty
         centre_idx = np.rint(geometry.world_to_index(an.to_world(an.tumour_lobes[0].center))).astype(int)
         ix, iy, iz = np.clip(centre_idx, 0, np.asarray(geometry.size) - 1)
         label[iz, iy, ix] = 1
@@ -451,12 +540,13 @@ def _make_pet(
         q = np.sqrt(_q(u[b], v[b], d[b], blob.center, blob.radii))
         frac = np.clip(0.5 + (1.0 - q) * float(np.mean(blob.radii)) / voxel, 0.0, 1.0)
         act[b] = np.maximum(act[b], frac * suv)
-    b = _block(an, geometry, an.tumour_lobes[0].center, _tumour_extent(an, geometry))
-    f = _tumour_f(an, u[b], v[b], d[b])
-    r = float(np.mean(an.tumour_lobes[0].radii))
-    frac = np.clip(0.5 + (1.0 - f) * r / voxel, 0.0, 1.0)  # partial-volume edge at voxel scale
-    heterogeneity = 0.85 + 0.15 * np.clip(1.0 - f, 0.0, 1.0)
-    act[b] = np.maximum(act[b], frac * an.tumour_suv * heterogeneity)
+    if an.has_primary:
+        b = _block(an, geometry, an.tumour_lobes[0].center, _tumour_extent(an, geometry))
+        f = _tumour_f(an, u[b], v[b], d[b])
+        r = float(np.mean(an.tumour_lobes[0].radii))
+        frac = np.clip(0.5 + (1.0 - f) * r / voxel, 0.0, 1.0)  # partial-volume edge at voxel scale
+        heterogeneity = 0.85 + 0.15 * np.clip(1.0 - f, 0.0, 1.0)
+        act[b] = np.maximum(act[b], frac * an.tumour_suv * heterogeneity)
     if config.pet_noise > 0:
         act = act + rng.normal(size=act.shape) * config.pet_noise * np.sqrt(np.maximum(act, 0.0))
     if config.pet_fwhm_mm > 0:
@@ -483,12 +573,21 @@ def _grid(center: _Vec, size: Sequence[int], spacing: Sequence[float], angle_deg
     )
 
 
+def _taller(size: tuple[int, int, int], spacing: Sequence[float], extent_mm: float) -> tuple[int, int, int]:
+    """``size`` with enough slices for a z extent (between first and last voxel centres) of ``extent_mm``."""
+    nz = max(size[2], int(np.ceil(extent_mm / spacing[2])) + 1)
+    return (size[0], size[1], nz)
+
+
 def make_phantom(
     patient_id: str,
     *,
     seed: int = 0,
     config: SyntheticConfig | None = None,
     with_nodes: bool = False,
+    node_model: NodeModel = "lateral",
+    n_nodes: int | None = None,
+    with_primary: bool = True,
 ) -> Phantom:
     """Make one synthetic PET/CT patient in memory.
 
@@ -501,7 +600,16 @@ def make_phantom(
     config
         Grids and intensities (default :class:`SyntheticConfig`).
     with_nodes
-        Draw lymph nodes and label them 2 (HECKTOR 2022 style).
+        Draw lymph nodes and label them 2.
+    node_model
+        With ``with_nodes``: ``"lateral"`` (the 2022 phantoms: 1–3 nodes beside the
+        tumour) or ``"neck_levels"`` (2025/2026: 0–4 FDG-avid nodes at neck levels
+        II–IV, lateral to and below the primary; see :data:`NODE_LEVELS`).
+    n_nodes
+        ``neck_levels`` only: this many nodes instead of a random number.
+    with_primary
+        ``False``: no primary tumour (label 1 absent; ``neck_levels`` then draws at
+        least one node unless ``n_nodes`` says otherwise).
 
     Returns
     -------
@@ -510,19 +618,26 @@ def make_phantom(
     """
     cfg = SyntheticConfig() if config is None else config
     rng = _rng(patient_id, seed)
-    an = _sample_anatomy(rng, cfg, with_nodes=with_nodes)
+    an = _sample_anatomy(
+        rng, cfg, with_nodes=with_nodes, node_model=node_model, n_nodes=n_nodes, with_primary=with_primary
+    )
     jitter = np.array([1.0, 1.0, 0.5]) * cfg.origin_jitter_mm  # less in z, so the box stays in view
 
     def angle() -> float:
         return float(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)) if cfg.rotation_deg > 0 else 0.0
 
     # CT: the vertex lies ~4 mm below the top slice; PET: a different, offset field of view
-    ct_extent_z = (cfg.ct_size[2] - 1) * cfg.ct_spacing[2]
+    ct_size, pet_size = cfg.ct_size, cfg.pet_size
+    if with_nodes and node_model == "neck_levels" and an.nodes:  # reach below the lowest node
+        lowest = max(float(b.center[2] + np.max(b.radii)) for b in an.nodes) + 20.0 + jitter[2]
+        ct_size = _taller(ct_size, cfg.ct_spacing, lowest + 4.0)
+        pet_size = _taller(pet_size, cfg.pet_spacing, lowest + 12.0)
+    ct_extent_z = (ct_size[2] - 1) * cfg.ct_spacing[2]
     ct_center = an.to_world((0.0, 0.0, ct_extent_z / 2.0 - 4.0)) + rng.uniform(-jitter, jitter)
-    ct_geom = _grid(ct_center, cfg.ct_size, cfg.ct_spacing, angle())
-    pet_extent_z = (cfg.pet_size[2] - 1) * cfg.pet_spacing[2]
+    ct_geom = _grid(ct_center, ct_size, cfg.ct_spacing, angle())
+    pet_extent_z = (pet_size[2] - 1) * cfg.pet_spacing[2]
     pet_center = an.to_world((0.0, 0.0, pet_extent_z / 2.0 - 12.0)) + rng.uniform(-jitter, jitter)
-    pet_geom = _grid(pet_center, cfg.pet_size, cfg.pet_spacing, angle())
+    pet_geom = _grid(pet_center, pet_size, cfg.pet_spacing, angle())
 
     box_center = np.asarray(an.to_world((0.0, -3.0, 135.0))) + rng.uniform(-2.0, 2.0, 3)
     box_size = cfg.box_size_mm + rng.uniform(-cfg.box_jitter_mm, cfg.box_jitter_mm, 3)
@@ -540,6 +655,10 @@ def make_phantom(
         tumour_radius_mm=float(np.mean(an.tumour_lobes[0].radii)),
         node_centers_mm=tuple(an.to_world(b.center) for b in an.nodes if an.nodes_labelled),
         brain_center_mm=an.to_world(_BRAIN_C),
+        has_primary=an.has_primary,
+        node_radii_mm=tuple(
+            (float(b.radii[0]), float(b.radii[1]), float(b.radii[2])) for b in an.nodes if an.nodes_labelled
+        ),
     )
 
 
@@ -547,13 +666,74 @@ def synthetic_patient_ids(n_cases: int, edition: Layout | str = "2020") -> list[
     """Patient ids of a synthetic dataset: real-looking, cycling through the edition's centres.
 
     ``CHGJ001, CHMR002, CHUM003, …`` (2020/nnU-Net), with CHUP in 2021, and
-    ``CHUM-001, CHUP-002, …`` for 2022.
+    ``CHUM-001, CHUP-002, …`` for 2022, 2025 and 2026 (the layout record's
+    :attr:`~hecktorseg.io.SynthSpec.id_format`).
     """
-    layout = Layout(str(edition))
-    if layout is Layout.HECKTOR2022:
-        return [f"{CENTRES_2022[i % len(CENTRES_2022)]}-{i + 1:03d}" for i in range(n_cases)]
-    centres = CENTRES_2021 if layout is Layout.HECKTOR2021 else CENTRES_2020
-    return [f"{centres[i % len(centres)]}{i + 1:03d}" for i in range(n_cases)]
+    synth = layout_spec(edition).synth
+    return [
+        synth.id_format.format(centre=synth.centres[i % len(synth.centres)], number=i + 1)
+        for i in range(n_cases)
+    ]
+
+
+def _yes_no(rng: np.random.Generator, p_yes: float, p_missing: float) -> str | None:
+    missing, yes = rng.random() < p_missing, rng.random() < p_yes
+    return None if missing else ("Yes" if yes else "No")
+
+
+def clinical_row(
+    phantom: Phantom, spec: LayoutSpec, *, seed: int = 0, n_nodes: int | None = None
+) -> dict[str, ClinicalValue]:
+    """Plausible clinical values of one phantom for its edition's table (``None``: missing).
+
+    The values come from their own random stream (``patient_id``, ``seed``), so they
+    never change the images. ``CenterID`` is the 1-based position of the id's centre
+    in the edition's centre list and is never missing; ``T-stage`` follows the
+    tumour's size (``T0`` without a primary), ``N-stage`` the number of nodes
+    (``N0`` without). Tobacco, alcohol, performance and HPV status are missing for
+    some patients, as in the real tables.
+    """
+    rng = _rng(f"{phantom.patient_id}#clinical", seed)
+    synth = spec.synth
+    centre = next((c for c in synth.centres if phantom.patient_id.startswith(c)), synth.centres[0])
+    nodes = len(phantom.node_centers_mm) if n_nodes is None else n_nodes
+    hpv = None if rng.random() < 0.3 else float(rng.random() < 0.6)
+    radius = phantom.tumour_radius_mm
+    t_stage = "T0" if not phantom.has_primary else ("T1" if radius < 11 else "T2" if radius < 13.5 else "T3")
+    n_stage = ("N0", "N1", "N2", "N2", "N3")[min(nodes, 4)]
+    relapse = float(rng.random() < 0.3)
+    values: dict[str, ClinicalValue] = {
+        "CenterID": float(synth.centres.index(centre) + 1),
+        "Gender": "M" if rng.random() < 0.8 else "F",
+        "Age": float(rng.integers(38, 85)),
+        "Tobacco Consumption": _yes_no(rng, 0.6, 0.2),
+        "Alcohol Consumption": _yes_no(rng, 0.5, 0.25),
+        "Performance Status": None if rng.random() < 0.3 else float(rng.integers(0, 3)),
+        "Treatment": str(rng.choice(["Radiotherapy", "Chemoradiotherapy", "Surgery + Radiotherapy"])),
+        "HPV Status": hpv,
+        "Relapse": relapse,
+        "RFS": float(rng.integers(60, 900) if relapse else rng.integers(700, 2600)),
+        "T-stage": t_stage,
+        "N-stage": n_stage,
+    }
+    return {name: values.get(name) for name in synth.clinical_columns if name != "PatientID"}
+
+
+def _cell(value: ClinicalValue) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _write_clinical_table(path: Path, columns: Sequence[str], rows: dict[str, ClinicalInfo]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for pid in sorted(rows):
+        writer.writerow([pid if name == "PatientID" else _cell(rows[pid].get(name)) for name in columns])
+    atomic_write_text(path, out.getvalue())
 
 
 def _write(image: sitk.Image, path: Path, *, compress: bool) -> None:
@@ -570,12 +750,9 @@ def _write(image: sitk.Image, path: Path, *, compress: bool) -> None:
 
 def _parse_layout(edition: Layout | str) -> Layout:
     try:
-        return Layout(str(edition))
-    except ValueError:
-        raise ConfigError(
-            f"unknown dataset edition {edition!r}",
-            hint="choose one of " + ", ".join(layout.value for layout in Layout),
-        ) from None
+        return parse_layout(edition)
+    except LayoutError as exc:
+        raise ConfigError(f"unknown dataset edition {edition!r}", hint=exc.hint) from None
 
 
 def write_synthetic_dataset(
@@ -590,6 +767,9 @@ def write_synthetic_dataset(
 ) -> list[Case]:
     """Write a synthetic dataset in one of the HECKTOR layouts.
 
+    What is written for each edition comes from its layout record
+    (:attr:`hecktorseg.io.LayoutSpec.synth`).
+
     Parameters
     ----------
     out_dir
@@ -600,8 +780,11 @@ def write_synthetic_dataset(
         ``"2020"`` (nested folders + ``bbox.csv``), ``"2021"`` (flat +
         ``hecktor2021_bbox_training.csv`` with exact 144 mm boxes), ``"2022"``
         (``imagesTr``/``labelsTr``, labels {0, 1, 2} with lymph nodes, no box
-        table) or ``"nnunet"`` (nnU-Net raw: PET resampled onto the CT grid,
-        ``dataset.json``).
+        table), ``"2025"`` (``<PID>/<PID>__CT|__PT|.nii.gz`` with 0–4 lymph nodes at
+        neck levels II–IV, ``HECKTOR_2025_Training_Task_1.csv``), ``"2026"`` (the same
+        folders, ``HECKTOR_2026_Training_Task.csv``) or ``"nnunet"`` (nnU-Net raw:
+        PET resampled onto the CT grid, ``dataset.json``). In 2025/2026 the second
+        patient has no lymph node and the third no primary tumour (nodes only).
     seed
         Dataset seed: the same seed gives the same files.
     config
@@ -617,6 +800,8 @@ def write_synthetic_dataset(
         The cases written, as :func:`hecktorseg.io.discover_cases` finds them.
     """
     layout = _parse_layout(edition)
+    spec = layout_spec(layout)
+    synth = spec.synth
     cfg = SyntheticConfig() if config is None else config
     if n_cases < 1:
         raise ConfigError(f"n_cases must be at least 1, got {n_cases}")
@@ -631,51 +816,62 @@ def write_synthetic_dataset(
         )
     root.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if cfg.compress else ".nii"
-    with_nodes = layout is Layout.HECKTOR2022
     cases: list[Case] = []
     boxes: dict[str, BBox] = {}
+    clinical: dict[str, ClinicalInfo] = {}
     ids = synthetic_patient_ids(n_cases, layout)
     for i, pid in enumerate(ids):
-        phantom = make_phantom(pid, seed=seed, config=cfg, with_nodes=with_nodes)
+        model: NodeModel = "lateral" if synth.nodes == "none" else synth.nodes
+        phantom = make_phantom(
+            pid,
+            seed=seed,
+            config=cfg,
+            with_nodes=synth.nodes != "none",
+            node_model=model,
+            n_nodes=0 if i == synth.no_nodes_index else None,
+            with_primary=i != synth.no_primary_index,
+        )
         ct_path, pet_path, label_path = layout_paths(root, pid, layout, suffix=suffix)
         pet = phantom.pet
-        if layout is Layout.NNUNET:  # nnU-Net wants every channel on one grid
+        if synth.pet_on_ct_grid:  # nnU-Net wants every channel on one grid
             pet = sitk.Resample(pet, phantom.ct, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         for image, path in ((phantom.ct, ct_path), (pet, pet_path), (phantom.label, label_path)):
             path.parent.mkdir(parents=True, exist_ok=True)
             _write(image, path, compress=cfg.compress)
         bbox: BBox | None = None
-        if layout is Layout.HECKTOR2020:
-            bbox = phantom.bbox
-        elif layout is Layout.HECKTOR2021:
-            bbox = BBox.from_center(phantom.bbox.center.tolist(), (cfg.box_size_mm,) * 3)
-        if bbox is not None:
+        if synth.bbox_table is not None:
+            exact = BBox.from_center(phantom.bbox.center.tolist(), (cfg.box_size_mm,) * 3)
+            bbox = exact if synth.exact_boxes else phantom.bbox
             boxes[pid] = bbox
+        info = ClinicalInfo()
+        if synth.clinical_table is not None:
+            info = ClinicalInfo(clinical_row(phantom, spec, seed=seed))
+            clinical[pid] = info
         cases.append(
             Case(
                 patient_id=pid,
-                centre=centre_from_id(pid),
+                centre=centre_of(pid, info),
                 ct_path=ct_path,
                 pet_path=pet_path,
                 label_path=label_path,
                 bbox=bbox,
                 layout=layout,
+                clinical=info,
             )
         )
         logger.debug("wrote synthetic case %s", pid)
         if progress is not None:
             progress(i + 1, n_cases, pid)
-    if layout is Layout.HECKTOR2020:
-        write_bbox_table(root / "bbox.csv", boxes)
-    elif layout is Layout.HECKTOR2021:
-        write_bbox_table(root / "hecktor2021_bbox_training.csv", boxes)
-    elif layout is Layout.NNUNET:
-        labels = {"background": 0, "GTVp": 1}
+    if synth.bbox_table is not None:
+        write_bbox_table(root / synth.bbox_table, boxes)
+    if synth.clinical_table is not None:
+        _write_clinical_table(root / synth.clinical_table, synth.clinical_columns, clinical)
+    if synth.dataset_json:
         dataset = {
             "name": "HecktorsegSynthetic",
             "description": f"hecktorseg synthetic PET/CT phantoms (seed {seed})",
             "channel_names": {"0": "CT", "1": "PT"},
-            "labels": labels,
+            "labels": {name: value for value, name in enumerate(spec.label_names)},
             "numTraining": n_cases,
             "file_ending": suffix,
         }

@@ -26,7 +26,7 @@ from hecktorseg.evaluation.scoring import (
     score_2022,
     summarize,
 )
-from hecktorseg.io import BBox, Layout, atomic_write_text, read_image
+from hecktorseg.io import IMAGE_SUFFIXES, BBox, Layout, allowed_labels, atomic_write_text, read_image
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
@@ -40,9 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
-"""File suffixes of ``<PID><suffix>`` prediction / label files, in order of preference."""
 
 
 @attrs.frozen
@@ -340,7 +337,7 @@ def evaluate(
                 ", ".join(no_box[:5]),
                 ", …" if len(no_box) > 5 else "",
             )
-    allowed = {0, 1, 2} if ed == "2022" else {0, 1}
+    allowed = allowed_labels(ed)
     scores: list[CaseScore] = []
     for i, truth in enumerate(truths):
         gt = read_image(truth.label_path, kind="label", allowed_labels=allowed)

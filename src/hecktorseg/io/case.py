@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 
 from hecktorseg.io.bbox import BBox
+from hecktorseg.io.clinical import ClinicalInfo, to_clinical
 
 __all__ = ["Case", "Layout"]
 
@@ -24,6 +25,11 @@ class Layout(str, enum.Enum):
     """Flat ``<root>/<PID>_ct|_pt|_gtvt.nii.gz`` + ``hecktor2021_bbox_*.csv``."""
     HECKTOR2022 = "2022"
     """``imagesTr/<PID>__CT|__PT.nii.gz``, ``labelsTr/<PID>.nii.gz`` (labels 0, 1 GTVp, 2 GTVn)."""
+    HECKTOR2025 = "2025"
+    """HECKTOR 2025 Task 1: ``<PID>/<PID>__CT|__PT.nii.gz`` + ``<PID>/<PID>.nii.gz`` (0/1/2) and
+    ``HECKTOR_2025_Training_Task_1.csv``; or the 2022 folders with the 2025 table names."""
+    HECKTOR2026 = "2026"
+    """HECKTOR 2026: the 2025 Task 1 folders with ``HECKTOR_2026_Training_Task.csv``."""
     NNUNET = "nnunet"
     """nnU-Net raw: ``imagesTr/<case>_0000|_0001.nii.gz``, ``labelsTr``, ``dataset.json``."""
 
@@ -44,7 +50,8 @@ class Case:
     patient_id
         Identifier as used in file names (``CHGJ007``, ``CHUM-001``).
     centre
-        Acquisition centre, derived from the identifier (``CHGJ``, ``CHUM``).
+        Acquisition centre by :func:`hecktorseg.io.centre_of`: the clinical table's
+        ``CenterID`` if it has one, else the identifier's prefix (``CHGJ``, ``CHUM``).
     ct_path, pet_path
         The CT (HU) and PET (SUV) images.
     label_path
@@ -53,6 +60,9 @@ class Case:
         The head-and-neck box (world mm) from a box table, if any.
     layout
         The layout the case was found in.
+    clinical
+        The case's row of the dataset's clinical table(s) (HECKTOR 2025/2026):
+        column → number, text or ``None`` (missing); empty when there is no table.
     """
 
     patient_id: str
@@ -62,6 +72,7 @@ class Case:
     label_path: Path | None = attrs.field(default=None, converter=_optional_path)
     bbox: BBox | None = None
     layout: Layout | None = None
+    clinical: ClinicalInfo = attrs.field(factory=ClinicalInfo, converter=to_clinical)
 
     @property
     def has_label(self) -> bool:

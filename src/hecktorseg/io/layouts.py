@@ -1,19 +1,11 @@
-"""Dataset layouts of the HECKTOR editions and nnU-Net: detection, case discovery, validation.
+"""Dataset layouts: detection, case discovery, validation — driven by the layout records.
 
-=========  ==================================================================================
-Layout     Files
-=========  ==================================================================================
-2020       ``<root>/<PID>/<PID>_ct.nii.gz``, ``<PID>_pt.nii.gz``, ``<PID>_ct_gtvt.nii.gz``;
-           box table ``bbox.csv`` (in the root or its parent)
-2021       ``<root>/<PID>_ct.nii.gz``, ``<PID>_pt.nii.gz``, ``<PID>_gtvt.nii.gz``;
-           box tables ``hecktor2021_bbox_*.csv``
-2022       ``<root>/imagesTr/<PID>__CT.nii.gz``, ``<PID>__PT.nii.gz``,
-           ``<root>/labelsTr/<PID>.nii.gz`` (0 background, 1 GTVp, 2 GTVn); no box table
-nnunet     ``<root>/imagesTr/<case>_0000.nii.gz`` (CT), ``_0001`` (PET), ``labelsTr/<case>.nii.gz``
-           and ``dataset.json`` (``channel_names``, ``labels``, ``file_ending``)
-=========  ==================================================================================
-
-``.nii`` files are accepted wherever ``.nii.gz`` is (and ``.mha``/``.nrrd``).
+What each layout looks like is described once, as data, in
+:mod:`hecktorseg.io.layout_specs` (:data:`~hecktorseg.io.layout_specs.LAYOUT_SPECS`);
+this module reads those records. Images may end in any of
+:data:`~hecktorseg.io.layout_specs.IMAGE_SUFFIXES` (``.nii.gz``, ``.nii``, ``.mha``,
+``.mhd``, ``.nrrd``). Clinical tables (2025/2026) become :attr:`Case.clinical`, and
+the centre of each case follows :func:`hecktorseg.io.centre_of`.
 """
 
 from __future__ import annotations
@@ -21,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +23,19 @@ from hecktorseg.errors import DataError, GeometryError, LayoutError
 from hecktorseg.io._reading import check_file_complete, read_image
 from hecktorseg.io.bbox import BBox
 from hecktorseg.io.case import Case, Layout
+from hecktorseg.io.clinical import ClinicalInfo, centre_from_id, centre_of, merge_clinical_tables
 from hecktorseg.io.geometry import Geometry
+from hecktorseg.io.layout_specs import (
+    IMAGE_SUFFIXES,
+    LABELS_BINARY,
+    LABELS_GTVP_GTVN,
+    LAYOUT_SPECS,
+    FileScheme,
+    LayoutSpec,
+    layout_spec,
+    parse_layout,
+    split_image_suffix,
+)
 from hecktorseg.io.tables import read_bbox_table
 from hecktorseg.typing import PathLike
 
@@ -44,6 +48,7 @@ __all__ = [
     "detect_layout",
     "discover_cases",
     "find_bbox_tables",
+    "find_clinical_tables",
     "layout_paths",
     "parse_layout",
     "read_nnunet_dataset_json",
@@ -52,67 +57,39 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-LABELS_BINARY: frozenset[int] = frozenset({0, 1})
-"""Label values of the 2020/2021 editions: background and primary tumour (GTVt)."""
-LABELS_2022: frozenset[int] = frozenset({0, 1, 2})
-"""Label values of the 2022 edition: background, primary tumour (GTVp), lymph nodes (GTVn)."""
-
-IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
-"""File endings recognised for images, in order of preference."""
+LABELS_2022: frozenset[int] = LABELS_GTVP_GTVN
+"""Label values of the 2022 (and 2025/2026) layouts: background, GTVp, GTVn."""
 
 _LAYOUT_HELP = (
-    "expected one of: 2020 (<PID>/<PID>_ct.nii.gz …), 2021 (flat <PID>_ct.nii.gz …), "
-    "2022 (imagesTr/<PID>__CT.nii.gz …) or nnunet (imagesTr/<case>_0000.nii.gz + dataset.json)"
+    "expected one of: "
+    + "; ".join(f"{spec.name} ({spec.title})" for spec in LAYOUT_SPECS)
+    + " — see the dataset formats page of the docs"
 )
-
-
-def parse_layout(layout: Layout | str) -> Layout:
-    """Turn ``"2020"``, ``"2021"``, ``"2022"``, ``"nnunet"`` (or a :class:`Layout`) into a :class:`Layout`.
-
-    Raises
-    ------
-    LayoutError
-        The name is not a known layout.
-    """
-    if isinstance(layout, Layout):
-        return layout
-    text = str(layout).strip().lower()
-    aliases = {"hecktor2020": "2020", "hecktor2021": "2021", "hecktor2022": "2022", "nnu-net": "nnunet"}
-    try:
-        return Layout(aliases.get(text, text))
-    except ValueError:
-        raise LayoutError(
-            f"unknown dataset layout {layout!r}",
-            hint="choose one of " + ", ".join(item.value for item in Layout),
-        ) from None
-
-
-def centre_from_id(patient_id: str) -> str:
-    """The acquisition centre encoded in a patient id: the letters before the digits or hyphen.
-
-    ``CHGJ007 → CHGJ``, ``CHUM-001 → CHUM``, ``MDA-123 → MDA``; ids without a
-    leading letter give ``"UNKNOWN"``.
-    """
-    match = re.match(r"[A-Za-z]+", patient_id.strip())
-    return match.group(0).upper() if match else "UNKNOWN"
 
 
 def allowed_labels(layout: Layout | str | None) -> frozenset[int] | None:
     """The label values a layout allows (``None``: anything in 0..255, e.g. for nnU-Net)."""
     if layout is None:
         return None
-    lay = parse_layout(layout)
-    if lay is Layout.HECKTOR2022:
-        return LABELS_2022
-    if lay in (Layout.HECKTOR2020, Layout.HECKTOR2021):
-        return LABELS_BINARY
-    return None
+    return layout_spec(layout).labels
+
+
+def _fmt(template: str, pid: str) -> str:
+    return template.replace("{pid}", pid)
+
+
+def _dirs(root: Path, scheme: FileScheme) -> tuple[Path, Path]:
+    """The images and labels folders of a scheme: the first pair whose images folder exists."""
+    for images, labels in zip(scheme.images, scheme.labels, strict=True):
+        if (root / images).is_dir():
+            return root / images, root / labels
+    return root / scheme.images[0], root / scheme.labels[0]
 
 
 def layout_paths(
     root: PathLike, patient_id: str, layout: Layout | str, *, suffix: str = ".nii.gz"
 ) -> tuple[Path, Path, Path]:
-    """Where a layout puts one patient's CT, PET and label files.
+    """Where a layout (its canonical arrangement) puts one patient's CT, PET and label files.
 
     Parameters
     ----------
@@ -131,25 +108,19 @@ def layout_paths(
         ``(ct_path, pet_path, label_path)``.
     """
     r = Path(root)
-    lay = parse_layout(layout)
-    pid = patient_id
-    if lay is Layout.HECKTOR2020:
-        d = r / pid
-        return d / f"{pid}_ct{suffix}", d / f"{pid}_pt{suffix}", d / f"{pid}_ct_gtvt{suffix}"
-    if lay is Layout.HECKTOR2021:
-        return r / f"{pid}_ct{suffix}", r / f"{pid}_pt{suffix}", r / f"{pid}_gtvt{suffix}"
-    if lay is Layout.HECKTOR2022:
-        images = r / "imagesTr"
-        return images / f"{pid}__CT{suffix}", images / f"{pid}__PT{suffix}", r / "labelsTr" / f"{pid}{suffix}"
-    images = r / "imagesTr"
-    return images / f"{pid}_0000{suffix}", images / f"{pid}_0001{suffix}", r / "labelsTr" / f"{pid}{suffix}"
+    scheme = layout_spec(layout).schemes[0]
+    images, labels = r / scheme.images[0], r / scheme.labels[0]
+    if scheme.patient_folders:
+        images = labels = images / patient_id
+    return (
+        images / f"{_fmt(scheme.ct, patient_id)}{suffix}",
+        images / f"{_fmt(scheme.pet, patient_id)}{suffix}",
+        labels / f"{_fmt(scheme.label, patient_id)}{suffix}",
+    )
 
 
 def _split_suffix(name: str) -> tuple[str, str] | None:
-    for suffix in IMAGE_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)], suffix
-    return None
+    return split_image_suffix(name)
 
 
 def _images_in(folder: Path) -> dict[str, Path]:
@@ -225,8 +196,55 @@ def _nnunet_channels(root: Path) -> tuple[int, int, str]:
     return ct_channel, pet_channel, ending
 
 
+def _tails(root: Path, scheme: FileScheme) -> tuple[str, str, str]:
+    """The CT, PET and label name tails of a scheme (nnU-Net: channels from ``dataset.json``)."""
+    if scheme.channels_from_dataset_json and (root / "dataset.json").is_file():
+        ct_channel, pet_channel, _ = _nnunet_channels(root)
+        return f"_{ct_channel:04d}", f"_{pet_channel:04d}", FileScheme.tail(scheme.label)
+    return FileScheme.tail(scheme.ct), FileScheme.tail(scheme.pet), FileScheme.tail(scheme.label)
+
+
+def _patient_folders(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+def _scheme_matches(root: Path, scheme: FileScheme) -> bool:
+    """Whether the folder holds at least one CT or PET file named as the scheme says."""
+    if scheme.channels_from_dataset_json:  # nnU-Net: <case>_<4 digits>
+        stems = {**_images_in(root / "imagesTs"), **_images_in(root / "imagesTr")}
+        return any(re.search(r"_\d{4}$", stem) for stem in stems)
+    ct_tail, pet_tail = FileScheme.tail(scheme.ct), FileScheme.tail(scheme.pet)
+    for images in dict.fromkeys(scheme.images):
+        folder = root / images
+        if scheme.patient_folders:
+            for sub in _patient_folders(folder):
+                stems = _images_in(sub)
+                if f"{sub.name}{ct_tail}" in stems or f"{sub.name}{pet_tail}" in stems:
+                    return True
+        elif any(
+            stem.endswith((ct_tail, pet_tail)) and len(stem) > len(ct_tail) for stem in _images_in(folder)
+        ):
+            return True
+    return False
+
+
+def _find_files(root: Path, patterns: Sequence[str]) -> list[Path]:
+    """Files matching ``patterns`` (globs) in the root, else in its parent (in pattern order)."""
+    for folder in (root, root.parent):
+        found = [p for pattern in patterns for p in sorted(folder.glob(pattern)) if p.is_file()]
+        if found:
+            return list(dict.fromkeys(found))
+    return []
+
+
+def _has_marker(root: Path, spec: LayoutSpec) -> bool:
+    return bool(spec.markers) and bool(_find_files(root, spec.markers))
+
+
 def detect_layout(root: PathLike, *, _depth: int = 0) -> Layout:
-    """Recognise the layout of a dataset folder.
+    """Recognise the layout of a dataset folder from the layout records.
 
     Parameters
     ----------
@@ -236,9 +254,10 @@ def detect_layout(root: PathLike, *, _depth: int = 0) -> Layout:
     Returns
     -------
     Layout
-        nnU-Net if ``dataset.json`` and ``imagesTr`` exist; 2022 if ``imagesTr``
-        (or ``imagesTs``) holds ``*__CT`` files; 2020 if sub-folders hold
-        ``<PID>/<PID>_ct`` files; 2021 if the root holds ``*_ct`` files.
+        Among the layouts whose files are present, the first (in the order of
+        :data:`~hecktorseg.io.layout_specs.LAYOUT_SPECS`) whose marker file
+        (``dataset.json``, a 2025/2026 table) lies in the root or its parent;
+        otherwise the first that needs no marker (2022 before 2025, 2020, 2021).
 
     Raises
     ------
@@ -246,34 +265,31 @@ def detect_layout(root: PathLike, *, _depth: int = 0) -> Layout:
         The folder is missing or matches no layout.
     """
     r = _check_root(root)
-    images = {**_images_in(r / "imagesTs"), **_images_in(r / "imagesTr")}
-    if (r / "dataset.json").is_file() and (r / "imagesTr").is_dir():
-        return Layout.NNUNET
-    if any(stem.endswith("__CT") for stem in images):
-        return Layout.HECKTOR2022
-    if any(re.search(r"_\d{4}$", stem) for stem in images):
+    candidates = [spec for spec in LAYOUT_SPECS if any(_scheme_matches(r, sc) for sc in spec.schemes)]
+    for spec in candidates:
+        if _has_marker(r, spec):
+            return spec.layout
+    for spec in candidates:
+        if not spec.needs_marker:
+            return spec.layout
+    if candidates:
+        spec = candidates[0]
         raise LayoutError(
-            "imagesTr holds nnU-Net style files (<case>_0000) but dataset.json is missing",
+            f"the files look like layout {spec.name} ({spec.title}) but {' or '.join(spec.markers)} is missing",
             path=r,
-            hint="add dataset.json, or pass the layout explicitly",
+            hint=f"add {spec.markers[0]}, or pass the layout explicitly",
         )
-    for sub in sorted(r.iterdir()):
-        if sub.is_dir() and (f"{sub.name}_ct" in _images_in(sub) or f"{sub.name}_pt" in _images_in(sub)):
-            return Layout.HECKTOR2020
-    if any(stem.endswith(("_ct", "_pt")) for stem in _images_in(r)):
-        return Layout.HECKTOR2021
     if _depth == 0:  # e.g. the 2020 release keeps the cases in hecktor_nii/ beside bbox.csv
-        for sub in sorted(r.iterdir()):
-            if sub.is_dir() and not sub.name.startswith("."):
-                try:
-                    found = detect_layout(sub, _depth=1)
-                except LayoutError:
-                    continue
-                raise LayoutError(
-                    "no known dataset layout found",
-                    path=r,
-                    hint=f"its sub-folder {sub} looks like layout {found.value}; pass that folder instead",
-                )
+        for sub in _patient_folders(r):
+            try:
+                found = detect_layout(sub, _depth=1)
+            except LayoutError:
+                continue
+            raise LayoutError(
+                "no known dataset layout found",
+                path=r,
+                hint=f"its sub-folder {sub} looks like layout {found.value}; pass that folder instead",
+            )
     raise LayoutError("no known dataset layout found", path=r, hint=_LAYOUT_HELP)
 
 
@@ -304,87 +320,61 @@ def _pair(
     return found[0], found[1]
 
 
-def _discover_2020(r: Path, strict: bool) -> list[tuple[str, Path, Path, Path | None]]:
-    found = []
-    for sub in sorted(r.iterdir()):
-        if not sub.is_dir() or sub.name.startswith("."):
-            continue
+_Found = list[tuple[str, Path, Path, Path | None]]
+
+
+def _discover_folders(images: Path, tails: tuple[str, str, str], strict: bool) -> _Found:
+    """Cases of a scheme with one folder per patient (label map in the same folder)."""
+    ct_tail, pet_tail, label_tail = tails
+    found: _Found = []
+    for sub in _patient_folders(images):
         pid = sub.name
         files = _images_in(sub)
-        ct, pet, label = files.get(f"{pid}_ct"), files.get(f"{pid}_pt"), files.get(f"{pid}_ct_gtvt")
+        ct, pet, label = files.get(pid + ct_tail), files.get(pid + pet_tail), files.get(pid + label_tail)
         if ct is None and pet is None:
             if label is not None and strict:
-                raise _missing(sub / f"{pid}_ct", "CT", pid)
+                raise _missing(sub / f"{pid}{ct_tail}", "CT", pid)
             if label is None:
-                logger.debug("skipping %s: no %s_ct / %s_pt images", sub, pid, pid)
+                logger.debug("skipping %s: no %s%s / %s%s images", sub, pid, ct_tail, pid, pet_tail)
                 continue
-        ct, pet = _pair(pid, ct, pet, sub / f"{pid}_ct", sub / f"{pid}_pt", strict)
+        ct, pet = _pair(pid, ct, pet, sub / f"{pid}{ct_tail}", sub / f"{pid}{pet_tail}", strict)
         found.append((pid, ct, pet, label))
     return found
 
 
-def _discover_2021(r: Path, strict: bool) -> list[tuple[str, Path, Path, Path | None]]:
-    files = _images_in(r)
+def _discover_flat(images: Path, labels: Path, tails: tuple[str, str, str], strict: bool) -> _Found:
+    """Cases of a scheme keeping all files directly in its images / labels folders."""
+    ct_tail, pet_tail, label_tail = tails
+    files = _images_in(images)
+    label_files = _images_in(labels)
+    id_tails = [ct_tail, pet_tail]
+    if labels == images and label_tail:  # a label alone names a case too (its images are missing)
+        id_tails.append(label_tail)
     pids = sorted(
-        {stem[: -len(tail)] for stem in files for tail in ("_ct", "_pt", "_gtvt") if stem.endswith(tail)}
+        {stem[: -len(tail)] for stem in files for tail in id_tails if stem.endswith(tail) and stem != tail}
     )
-    found = []
-    for pid in pids:
-        ct, pet, label = files.get(f"{pid}_ct"), files.get(f"{pid}_pt"), files.get(f"{pid}_gtvt")
-        ct, pet = _pair(pid, ct, pet, r / f"{pid}_ct", r / f"{pid}_pt", strict)
-        found.append((pid, ct, pet, label))
-    return found
-
-
-def _split_dirs(r: Path) -> tuple[Path, Path]:
-    if (r / "imagesTr").is_dir():
-        return r / "imagesTr", r / "labelsTr"
-    return r / "imagesTs", r / "labelsTs"
-
-
-def _discover_2022(r: Path, strict: bool) -> list[tuple[str, Path, Path, Path | None]]:
-    image_dir, label_dir = _split_dirs(r)
-    files = _images_in(image_dir)
-    labels = _images_in(label_dir)
-    pids = sorted({stem[:-4] for stem in files if stem.endswith(("__CT", "__PT"))})
-    found = []
+    found: _Found = []
     for pid in pids:
         ct, pet = _pair(
             pid,
-            files.get(f"{pid}__CT"),
-            files.get(f"{pid}__PT"),
-            image_dir / f"{pid}__CT",
-            image_dir / f"{pid}__PT",
+            files.get(pid + ct_tail),
+            files.get(pid + pet_tail),
+            images / f"{pid}{ct_tail}",
+            images / f"{pid}{pet_tail}",
             strict,
         )
-        found.append((pid, ct, pet, labels.get(pid)))
+        found.append((pid, ct, pet, label_files.get(pid + label_tail)))
     return found
 
 
-def _discover_nnunet(r: Path, strict: bool) -> list[tuple[str, Path, Path, Path | None]]:
-    ct_channel, pet_channel, ending = _nnunet_channels(r)
-    image_dir, label_dir = _split_dirs(r)
-    pattern = re.compile(rf"^(.+)_(\d{{4}}){re.escape(ending)}$")
-    by_case: dict[str, dict[int, Path]] = {}
-    if image_dir.is_dir():
-        for path in sorted(image_dir.iterdir()):
-            match = pattern.match(path.name)
-            if match and path.is_file():
-                by_case.setdefault(match.group(1), {})[int(match.group(2))] = path
-    found = []
-    for case_id in sorted(by_case):
-        channels = by_case[case_id]
-        ct, pet = _pair(
-            case_id,
-            channels.get(ct_channel),
-            channels.get(pet_channel),
-            image_dir / f"{case_id}_{ct_channel:04d}",
-            image_dir / f"{case_id}_{pet_channel:04d}",
-            strict,
-        )
-        label = label_dir / f"{case_id}{ending}"
-        found.append((case_id, ct, pet, label if label.is_file() else None))
-    return found
+def _discover(root: Path, spec: LayoutSpec, strict: bool) -> _Found:
+    """Cases of a layout: with the first of its arrangements whose files are present."""
+    scheme = next((sc for sc in spec.schemes if _scheme_matches(root, sc)), spec.schemes[0])
+    images, labels = _dirs(root, scheme)
+    tails = _tails(root, scheme)
+    if scheme.patient_folders:
+        return _discover_folders(images, tails, strict)
+    return _discover_flat(images, labels, tails, strict)
 
 
 def find_bbox_tables(root: PathLike, layout: Layout | str) -> list[Path]:
@@ -392,16 +382,16 @@ def find_bbox_tables(root: PathLike, layout: Layout | str) -> list[Path]:
 
     2020: ``bbox.csv``; 2021: ``hecktor2021_bbox_*.csv`` (all of them); other layouts: none.
     """
-    r = Path(root)
-    lay = parse_layout(layout)
-    pattern = {Layout.HECKTOR2020: "bbox.csv", Layout.HECKTOR2021: "hecktor2021_bbox_*.csv"}.get(lay)
-    if pattern is None:
-        return []
-    for folder in (r, r.parent):
-        tables = sorted(p for p in folder.glob(pattern) if p.is_file())
-        if tables:
-            return tables
-    return []
+    return _find_files(Path(root), layout_spec(layout).bbox_tables)
+
+
+def find_clinical_tables(root: PathLike, layout: Layout | str) -> list[Path]:
+    """The clinical tables of a layout found in the root (or else its parent), in the record's order.
+
+    2025: ``HECKTOR_2025_Training_Task_1.csv`` or ``hecktor2025_clinical_info_training.csv`` +
+    ``hecktor2025_endpoint_training.csv``; 2026: ``HECKTOR_2026_Training_Task.csv``; others: none.
+    """
+    return _find_files(Path(root), layout_spec(layout).clinical_tables)
 
 
 def _load_tables(tables: list[Path]) -> dict[str, tuple[BBox, Path]]:
@@ -425,6 +415,7 @@ def discover_cases(
     bbox_table: PathLike | None = None,
     require_labels: bool = False,
     strict: bool = True,
+    clinical_tables: Sequence[PathLike] | None = None,
 ) -> list[Case]:
     """Find every case of a dataset folder.
 
@@ -436,8 +427,8 @@ def discover_cases(
     root
         Dataset root.
     layout
-        Force a layout (``"2020"``, ``"2021"``, ``"2022"``, ``"nnunet"``);
-        detected with :func:`detect_layout` if ``None``.
+        Force a layout (``"2020"``, ``"2021"``, ``"2022"``, ``"2025"``, ``"2026"``,
+        ``"nnunet"``); detected with :func:`detect_layout` if ``None``.
     bbox_table
         Box table to attach boxes from; by default the layout's own table if
         one is found (see :func:`find_bbox_tables`).
@@ -447,6 +438,12 @@ def discover_cases(
         Raise if a case misses its CT or PET image. With ``False`` the case is
         kept with the path where the image was expected (and a warning is
         logged), so batch tools report that patient and finish the others.
+    clinical_tables
+        Clinical tables (CSV with ``PatientID``) whose rows become :attr:`Case.clinical`;
+        by default the layout's own (see :func:`find_clinical_tables`). A case without a
+        row gets empty clinical values. The centre of each case follows
+        :func:`~hecktorseg.io.centre_of` (``CenterID``, else the id prefix; without a
+        ``CenterID`` column a warning is logged).
 
     Returns
     -------
@@ -459,17 +456,12 @@ def discover_cases(
         The folder does not exist, matches no layout, or holds no case of the forced layout.
     DataError
         A case misses its CT or PET image (with ``strict``; or its label with ``require_labels``),
-        a box table is invalid, or a used box table has no row for a case.
+        a box table is invalid, a used box table has no row for a case, or a clinical
+        table is unreadable or lists a patient twice (the message names the table).
     """
     r = _check_root(root)
     lay = detect_layout(r) if layout is None else parse_layout(layout)
-    discover = {
-        Layout.HECKTOR2020: _discover_2020,
-        Layout.HECKTOR2021: _discover_2021,
-        Layout.HECKTOR2022: _discover_2022,
-        Layout.NNUNET: _discover_nnunet,
-    }[lay]
-    found = discover(r, strict)
+    found = _discover(r, layout_spec(lay), strict)
     if not found:
         hint = _LAYOUT_HELP
         if layout is not None:
@@ -483,6 +475,10 @@ def discover_cases(
         raise LayoutError(f"no cases of layout {lay.value} found", path=r, hint=hint)
     tables = [Path(bbox_table)] if bbox_table is not None else find_bbox_tables(r, lay)
     boxes = _load_tables(tables) if tables else {}
+    clinical_paths = (
+        [Path(t) for t in clinical_tables] if clinical_tables is not None else find_clinical_tables(r, lay)
+    )
+    clinical = merge_clinical_tables(clinical_paths) if clinical_paths else {}
     cases = []
     for pid, ct, pet, label in found:
         if require_labels and label is None:
@@ -501,15 +497,19 @@ def discover_cases(
                     hint="add a row for it, or pass the matching box table (--bbox-table)",
                 )
             bbox = boxes[pid][0]
+        info = clinical.get(pid, ClinicalInfo())
+        if clinical_paths and pid not in clinical:
+            logger.debug("patient %s has no row in the clinical table(s)", pid)
         cases.append(
             Case(
                 patient_id=pid,
-                centre=centre_from_id(pid),
+                centre=centre_of(pid, info),
                 ct_path=ct,
                 pet_path=pet,
                 label_path=label,
                 bbox=bbox,
                 layout=lay,
+                clinical=info,
             )
         )
     logger.debug("found %d cases of layout %s in %s", len(cases), lay.value, r)

@@ -11,8 +11,14 @@
 """
 
 from hecktorseg.preprocessing.box import box_from_label, box_from_pet, find_brain
-from hecktorseg.preprocessing.case import PreprocessedCase, choose_box, preprocess_case, preprocess_images
-from hecktorseg.preprocessing.config import BoxSource, PreprocessConfig
+from hecktorseg.preprocessing.case import (
+    PreprocessedCase,
+    choose_box,
+    count_label_voxels,
+    preprocess_case,
+    preprocess_images,
+)
+from hecktorseg.preprocessing.config import GTVN_SIZE, BoxSource, PreprocessConfig, default_preprocess_config
 from hecktorseg.preprocessing.dataset import PreprocessReport, output_paths, preprocess_dataset, select_part
 from hecktorseg.preprocessing.grid import (
     box_overlap_fraction,
@@ -36,6 +42,7 @@ from hecktorseg.preprocessing.manifest import (
 from hecktorseg.preprocessing.normalize import PET_EPS, normalize_ct, normalize_pet, stack_channels
 
 __all__ = [
+    "GTVN_SIZE",
     "MANIFEST_NAME",
     "PET_EPS",
     "BoxSource",
@@ -49,6 +56,8 @@ __all__ = [
     "box_from_pet",
     "box_overlap_fraction",
     "choose_box",
+    "count_label_voxels",
+    "default_preprocess_config",
     "find_brain",
     "merge_manifests",
     "normalize_ct",

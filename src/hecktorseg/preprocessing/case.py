@@ -31,7 +31,7 @@ from hecktorseg.preprocessing.grid import (
 from hecktorseg.preprocessing.normalize import stack_channels
 from hecktorseg.typing import PathLike
 
-__all__ = ["PreprocessedCase", "choose_box", "preprocess_case", "preprocess_images"]
+__all__ = ["PreprocessedCase", "choose_box", "count_label_voxels", "preprocess_case", "preprocess_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ class PreprocessedCase:
         Where the box came from: ``"table"``, ``"pet"``, ``"label"`` or ``"given"``.
     label_geometry
         Grid of the original label map, if any.
+    label_voxels
+        Voxels of each label value (> 0) in the original label map (empty without one).
+    label_voxels_outside_box
+        Of those, how many have their centre outside the box (world mm): they are lost
+        to the reference grid.
     """
 
     patient_id: str
@@ -71,6 +76,8 @@ class PreprocessedCase:
     bbox: BBox
     box_source: str
     label_geometry: Geometry | None = None
+    label_voxels: dict[int, int] = attrs.field(factory=dict)
+    label_voxels_outside_box: dict[int, int] = attrs.field(factory=dict)
 
     @property
     def pet_fov(self) -> npt.NDArray[np.bool_]:
@@ -107,6 +114,27 @@ def _label_grid_matches(label: Geometry, ct: Geometry, tol_voxels: float) -> boo
         and bool(np.all(np.abs(np.asarray(label.origin) - ct.origin) <= tol_voxels * spacing + 1e-4))
         and bool(np.all(np.abs(np.asarray(label.size) - ct.size) <= np.ceil(tol_voxels)))
     )
+
+
+def count_label_voxels(label: sitk.Image, box: BBox) -> tuple[dict[int, int], dict[int, int]]:
+    """Voxels of each label value (> 0), and how many of them lie outside ``box``.
+
+    A voxel lies outside when its centre (world mm) is outside the box's closed extent.
+
+    Returns
+    -------
+    tuple of dict
+        ``(total, outside)``, both keyed by label value (every value present in ``total``).
+    """
+    array = sitk.GetArrayViewFromImage(label)
+    zyx = np.argwhere(array > 0)
+    values = array[tuple(zyx.T)].astype(np.int64)
+    world = Geometry.from_image(label).index_to_world(zyx[:, ::-1].astype(np.float64))
+    lower, upper = np.asarray(box.lower, dtype=np.float64), np.asarray(box.upper, dtype=np.float64)
+    outside = np.any((world < lower) | (world > upper), axis=1)
+    total = {int(v): int(n) for v, n in zip(*np.unique(values, return_counts=True), strict=True)}
+    lost = {v: int(np.count_nonzero(outside[values == v])) for v in total}
+    return total, lost
 
 
 def choose_box(
@@ -259,6 +287,7 @@ def preprocess_images(
         label_out = (
             None if label is None else resample_label(label, ref_image, interpolation=cfg.label_interpolation)
         )
+    total, outside = count_label_voxels(label, box) if label is not None else ({}, {})
     return PreprocessedCase(
         patient_id=patient_id,
         centre=centre,
@@ -271,6 +300,8 @@ def preprocess_images(
         bbox=box,
         box_source=source,
         label_geometry=label_geo,
+        label_voxels=total,
+        label_voxels_outside_box=outside,
     )
 
 

@@ -8,9 +8,10 @@ import attrs
 import numpy as np
 
 from hecktorseg.errors import ConfigError
+from hecktorseg.io import Layout, layout_spec
 from hecktorseg.typing import Triplet, TripletInt
 
-__all__ = ["BoxSource", "PreprocessConfig"]
+__all__ = ["GTVN_SIZE", "BoxSource", "PreprocessConfig", "default_preprocess_config"]
 
 BoxSource = Literal["auto", "table", "pet", "label"]
 """Where the head-and-neck box comes from (see :attr:`PreprocessConfig.box_source`)."""
@@ -162,3 +163,28 @@ class PreprocessConfig:
     def suffix(self) -> str:
         """File suffix of the outputs (``.nii.gz`` or ``.nii``)."""
         return ".nii.gz" if self.compress else ".nii"
+
+
+GTVN_SIZE: TripletInt = (144, 144, 176)
+"""Default reference grid (x, y, z voxels) for layouts whose labels include GTVn (2022, 2025, 2026).
+
+The 144 mm box was chosen for the primary tumour alone. Lymph nodes (neck levels II–IV) lie
+lower: measured on 96 ``synth --edition 2025`` phantoms, with the box placed from the brain on
+PET as usual (top 30 mm above the brain's lowest point), a 144 mm box held 86 % of the GTVn
+voxels, 160 mm 95 %, 176 mm all of them (the 0.5 % quantile of GTVn voxels lies 170 mm below
+the box top). Rule: the box is extended downwards to the smallest multiple of 16 mm that holds
+at least 99.5 % of the GTVn voxels; x and y stay 144 mm (every GTVn and GTVp voxel lies within
+±52 mm of the brain's centre in x and within the 144 mm in y). GTVp stays 100 % inside.
+"""
+
+
+def default_preprocess_config(layout: Layout | str | None = None) -> PreprocessConfig:
+    """The default :class:`PreprocessConfig` for a dataset layout.
+
+    Layouts whose labels include GTVn (label 2: 2022, 2025, 2026) get the taller grid
+    :data:`GTVN_SIZE` (1 mm, 144×144×176) so the box holds the neck nodes; the others
+    the paper's 144³.
+    """
+    if layout is not None and layout_spec(layout).has_nodes:
+        return PreprocessConfig(size=GTVN_SIZE)
+    return PreprocessConfig()

@@ -21,7 +21,7 @@ from hecktorseg.config import to_dict
 from hecktorseg.errors import ConfigError, DataError, HecktorsegError
 from hecktorseg.io import Case, Layout, set_io_threads, write_image
 from hecktorseg.preprocessing.case import preprocess_case
-from hecktorseg.preprocessing.config import PreprocessConfig
+from hecktorseg.preprocessing.config import PreprocessConfig, default_preprocess_config
 from hecktorseg.preprocessing.manifest import (
     MANIFEST_NAME,
     ManifestEntry,
@@ -57,6 +57,9 @@ class PreprocessReport:
         Reason per patient id that failed.
     warnings
         Problems that did not fail a case (e.g. a manifest mixing configurations).
+    outside_box
+        Per patient id processed in this run whose label voxels fell partly outside the
+        box: label value → voxels lost (also logged as a warning).
     """
 
     out_dir: Path
@@ -65,6 +68,7 @@ class PreprocessReport:
     skipped: list[str]
     failed: dict[str, str]
     warnings: list[str] = attrs.field(factory=list)
+    outside_box: dict[str, dict[int, int]] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +86,8 @@ class _Outcome:
     patient_id: str
     status: Literal["done", "skipped", "failed"]
     reason: str = ""
+    outside: dict[int, int] = attrs.field(factory=dict)
+    totals: dict[int, int] = attrs.field(factory=dict)
 
 
 def output_paths(out_dir: PathLike, patient_id: str, config: PreprocessConfig) -> dict[str, Path]:
@@ -213,9 +219,13 @@ def _run_case(case: Case, config: PreprocessConfig, out_dir: str, force: bool) -
             config=config,
             processed_at=_now(),
             hecktorseg_version=__version__,
+            label_voxels=result.label_voxels,
+            label_voxels_outside_box=result.label_voxels_outside_box,
+            clinical=case.clinical,
         )
         write_record(entry, out)
-        return _Outcome(pid, "done")
+        lost = {k: v for k, v in result.label_voxels_outside_box.items() if v}
+        return _Outcome(pid, "done", outside=lost, totals=result.label_voxels)
     except HecktorsegError as exc:
         if owned:
             _clean_case_dir(out / pid, pid)
@@ -280,7 +290,8 @@ def preprocess_dataset(
     output_dir
         Output folder (created).
     config
-        Preprocessing settings.
+        Preprocessing settings; by default :func:`~hecktorseg.preprocessing.default_preprocess_config`
+        of the cases' layout (a taller box for layouts with lymph nodes).
     layout
         Force the dataset layout of a folder.
     bbox_table
@@ -307,10 +318,10 @@ def preprocess_dataset(
     ConfigError
         Bad ``workers``/``num_parts``/``part_id``, or duplicate patient ids.
     """
-    cfg = config or PreprocessConfig()
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
     all_cases = _resolve_cases(input_dir_or_cases, layout, bbox_table)
+    cfg = config or default_preprocess_config(all_cases[0].layout if all_cases else layout)
     ids = [c.patient_id for c in all_cases]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -329,6 +340,15 @@ def preprocess_dataset(
         outcomes.append(outcome)
         if outcome.status == "failed":
             logger.warning("%s failed: %s", outcome.patient_id, outcome.reason)
+        if outcome.outside:
+            lost = ", ".join(
+                f"label {v}: {n} of {outcome.totals.get(v, n)}" for v, n in outcome.outside.items()
+            )
+            logger.warning(
+                "%s: label voxels outside the box (%s); a larger box (size / box_size_mm) keeps them",
+                outcome.patient_id,
+                lost,
+            )
         if progress is not None:
             progress(len(outcomes), total, f"{outcome.patient_id} {outcome.status}")
 
@@ -374,4 +394,5 @@ def preprocess_dataset(
         skipped=[o.patient_id for o in outcomes if o.status == "skipped"],
         failed={o.patient_id: o.reason for o in outcomes if o.status == "failed"},
         warnings=warnings,
+        outside_box={o.patient_id: o.outside for o in outcomes if o.outside},
     )

@@ -31,7 +31,13 @@ A record (and each value of the index's ``"cases"``) looks like::
      "pet_geometry": {…}, "label_geometry": {…} or null, "reference": {…},
      "bbox": {"x1": …, "x2": …, "y1": …, "y2": …, "z1": …, "z2": …},
      "box_source": "table",                                           # table | pet | label | given
+     "label_voxels": {"1": 5120, "2": 830},           # per label value, in the original label map
+     "label_voxels_outside_box": {"1": 0, "2": 12},   # of those, centres outside the box (lost)
+     "clinical": {"CenterID": 1, "Age": 61, "HPV Status": null, …},  # the clinical table's row
      "config": {…every PreprocessConfig field…}}
+
+``label_voxels``, ``label_voxels_outside_box`` and ``clinical`` are empty for unlabelled cases
+or datasets without a clinical table (and absent from records of older versions).
 
 The index ``manifest.json`` is ``{"format": "hecktorseg-preprocess-manifest",
 "format_version": 1, "hecktorseg_version", "written_at", "config", "cases": {pid: record}}``.
@@ -55,7 +61,8 @@ import numpy.typing as npt
 from hecktorseg._version import __version__
 from hecktorseg.config import from_dict, to_dict
 from hecktorseg.errors import ConfigError, DataError
-from hecktorseg.io import BBox, Geometry, atomic_write_text
+from hecktorseg.io import BBox, ClinicalInfo, ClinicalValue, Geometry, atomic_write_text
+from hecktorseg.io.clinical import to_clinical
 from hecktorseg.preprocessing.config import PreprocessConfig
 from hecktorseg.preprocessing.grid import pet_fov_mask
 from hecktorseg.typing import PathLike
@@ -117,6 +124,19 @@ def _abs(text: str, out_dir: Path) -> Path:
     return p if p.is_absolute() else Path(os.path.normpath(out_dir.absolute() / p))
 
 
+def _clinical(value: Any) -> ClinicalInfo:
+    if not isinstance(value, Mapping):
+        return ClinicalInfo()
+    out: dict[str, ClinicalValue] = {}
+    for key, item in value.items():
+        out[str(key)] = (
+            float(item)
+            if isinstance(item, (int, float)) and not isinstance(item, bool)
+            else (None if item is None else str(item))
+        )
+    return ClinicalInfo(out)
+
+
 @attrs.frozen
 class SourceFile:
     """One input file of a case: its path and SHA-256 checksum."""
@@ -150,6 +170,12 @@ class ManifestEntry:
         UTC time stamp (ISO 8601).
     hecktorseg_version
         Version that made it.
+    label_voxels
+        Voxels per label value (> 0) in the original label map.
+    label_voxels_outside_box
+        Of those, how many lay outside the box (lost to the reference grid).
+    clinical
+        The case's clinical values (:attr:`hecktorseg.io.Case.clinical`).
     """
 
     patient_id: str
@@ -167,6 +193,9 @@ class ManifestEntry:
     config: PreprocessConfig
     processed_at: str
     hecktorseg_version: str = __version__
+    label_voxels: dict[int, int] = attrs.field(factory=dict)
+    label_voxels_outside_box: dict[int, int] = attrs.field(factory=dict)
+    clinical: ClinicalInfo = attrs.field(factory=ClinicalInfo, converter=to_clinical)
 
     def pet_fov_mask(self) -> npt.NDArray[np.bool_]:
         """Reference voxels inside the PET field of view, (z, y, x) — for ``stack_channels``."""
@@ -202,6 +231,9 @@ class ManifestEntry:
             "reference": self.reference.to_dict(),
             "bbox": self.bbox.to_dict(),
             "box_source": self.box_source,
+            "label_voxels": {str(k): v for k, v in sorted(self.label_voxels.items())},
+            "label_voxels_outside_box": {str(k): v for k, v in sorted(self.label_voxels_outside_box.items())},
+            "clinical": self.clinical.to_dict(),
             "config": to_dict(self.config),
         }
 
@@ -233,8 +265,13 @@ class ManifestEntry:
                 config=from_dict(PreprocessConfig, data["config"], where=f"{where}.config"),
                 processed_at=str(data.get("processed_at", "")),
                 hecktorseg_version=str(data.get("hecktorseg_version", "unknown")),
+                label_voxels={int(k): int(v) for k, v in dict(data.get("label_voxels") or {}).items()},
+                label_voxels_outside_box={
+                    int(k): int(v) for k, v in dict(data.get("label_voxels_outside_box") or {}).items()
+                },
+                clinical=_clinical(data.get("clinical")),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise DataError(
                 f"invalid manifest record ({type(exc).__name__}: {exc})",
                 path=where,

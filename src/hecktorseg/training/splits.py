@@ -7,7 +7,6 @@ fed back with ``split: file`` / ``split_file: .../split.json``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -16,18 +15,10 @@ import attrs
 import numpy as np
 
 from hecktorseg.errors import ConfigError
-from hecktorseg.io import atomic_write_text
+from hecktorseg.io import atomic_write_text, centre_of
 from hecktorseg.typing import PathLike
 
 __all__ = ["Split", "centre_of", "load_split_file", "make_splits", "save_split"]
-
-_CENTRE = re.compile(r"^([A-Za-z]+)")
-
-
-def centre_of(patient_id: str) -> str:
-    """The centre code at the start of a patient id (``"CHGJ007"`` and ``"CHUM-001"`` → ``"CHGJ"``, ``"CHUM"``)."""
-    match = _CENTRE.match(patient_id)
-    return match.group(1).upper() if match else patient_id
 
 
 @attrs.frozen
@@ -144,7 +135,8 @@ def make_splits(
     split_file
         JSON file for ``method="file"`` (see :func:`load_split_file`).
     centres
-        Centre of each case (default: the letters at the start of the id).
+        Centre of each case, e.g. from the manifest (default: :func:`hecktorseg.io.centre_of`
+        of the id alone, i.e. the letters at its start).
 
     Raises
     ------
