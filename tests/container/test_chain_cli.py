@@ -19,7 +19,6 @@ from hecktorseg.io import discover_cases, read_image, write_image
 from hecktorseg.models import load_checkpoint
 
 runner = CliRunner()
-EDITION = "2022"  # labels 0/1/2 with lymph nodes
 
 
 def _ok(args: list[str]) -> str:
@@ -29,10 +28,11 @@ def _ok(args: list[str]) -> str:
 
 
 @pytest.mark.slow
-def test_chain_from_synth_to_container(tmp_path: Path) -> None:
+@pytest.mark.parametrize("edition", ["2025", "2026"])
+def test_chain_from_synth_to_container(tmp_path: Path, edition: str) -> None:
     d, pre, runs, preds = (tmp_path / n for n in ("d", "pre", "runs", "preds"))
-    _ok(["synth", str(d), "--edition", EDITION, "--cases", "4", "--tiny", "--seed", "2"])
-    _ok(["preprocess", str(d), str(pre), "--spacing", "4.5", "--size", "32"])
+    _ok(["synth", str(d), "--edition", edition, "--cases", "4", "--tiny", "--seed", "2"])
+    _ok(["preprocess", str(d), str(pre), "--spacing", "4.5", "--size", "32,32,48"])
     _ok(["train", str(pre), str(runs), "--fold", "0", "--epochs", "1", "--n-filters", "4",
          "--split", "random", "--n-folds", "2", "--num-workers", "0", "--device", "cpu",
          "--rotation-p", "0", "--mirror-p", "0"])  # fmt: skip

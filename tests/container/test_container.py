@@ -174,7 +174,7 @@ def test_built_entry_point_runs_on_folders(
     nodes_dataset: tuple[Path, list[Case]], three_class_ckpts: list[Path], tmp_path: Path
 ) -> None:
     """The entry point of the image, run from the build context with its own copy of hecktorseg."""
-    root, cases = nodes_dataset
+    _, cases = nodes_dataset
     out = tmp_path / "ctx"
     runner_result = runner.invoke(
         app, ["container", "build", str(out), "--model", str(three_class_ckpts[0]), "--no-sample"]

@@ -3,7 +3,8 @@
 Number of output channels (``TrainConfig.n_classes``):
 
 * ``None`` (the default) — from the preprocessed dataset: the label values of every
-  labelled case listed in its manifest are read; if any case has label 2 (GTVn, the
+  labelled case, as its manifest records them (``label_voxels``; manifests of older
+  versions: read from the preprocessed label maps); if any case has label 2 (GTVn, the
   HECKTOR 2022 and 2025/2026 editions) the model gets **3** outputs (softmax over
   background / GTVp / GTVn), otherwise **1** (sigmoid, the paper's binary GTVt model);
 * a number — used as given (``--n-classes 1`` trains a binary GTVp model on a 0/1/2
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 def dataset_label_values(data: PathLike | Manifest, patient_ids: Sequence[str] | None = None) -> set[int]:
-    """The label values present in the preprocessed label maps of a dataset.
+    """The label values present in the label maps of a dataset (as its manifest records them).
 
     Parameters
     ----------
@@ -61,7 +62,11 @@ def dataset_label_values(data: PathLike | Manifest, patient_ids: Sequence[str] |
         entry = manifest.entries.get(pid)
         if entry is None or entry.label_path is None:
             continue
-        array = image_to_array(read_image(entry.label_path, kind="label"))
+        if entry.label_voxels:  # recorded at preprocessing time (label value → voxels)
+            values.add(0)
+            values.update(int(k) for k, n in entry.label_voxels.items() if n > 0)
+            continue
+        array = image_to_array(read_image(entry.label_path, kind="label"))  # records of older versions
         values.update(int(v) for v in np.unique(array))
     return values
 
