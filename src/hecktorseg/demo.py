@@ -216,7 +216,7 @@ def _write_report(
         "",
         "![learning curves](model/fold_0/learning_curves.png)",
         "",
-        "## Held-out predictions (green: ground truth, red: prediction)",
+        "## Held-out predictions (green: GTVp, magenta: GTVn; solid: ground truth, dashed: prediction)",
         "",
         *(f"![{pid}](pictures/{pid}.png)" for pid in sorted(per_case)),
         "",

@@ -1,8 +1,9 @@
-"""``hecktorseg evaluate``: official HECKTOR 2020/2021/2022 scores of a folder of predictions."""
+"""``hecktorseg evaluate``: official HECKTOR 2020–2026 scores of a folder of predictions (or a ranking of several)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,7 +13,9 @@ from hecktorseg.cli._common import console, handle_errors, progress_bar
 
 HELP = """Score PRED_DIR/<PID>.nii.gz against the ground truth by one edition's official rules.
 
-GT_DIR is a dataset (any layout hecktorseg reads) or a folder of <PID>.nii.gz label maps. 2020: mean Dice (+ precision, recall) on the box grid; 2021: mean Dice and median HD95; 2022: aggregated Dice per label (GTVp, GTVn) and their mean. Missing predictions are scored as the rules say. Writes OUT_DIR/per_case.csv and OUT_DIR/summary.json when OUT_DIR is given (as a third argument or with --out).
+GT_DIR is a dataset (any layout hecktorseg reads, including the 2025/2026 <PID>/<PID>.nii.gz folders) or a folder of <PID>.nii.gz label maps. 2020: mean Dice (+ precision, recall) on the box grid; 2021: mean Dice and median HD95; 2022: aggregated Dice per label (GTVp, GTVn) and their mean; 2025 and 2026: GTVp mean Dice, GTVn aggregated Dice and aggregated F1 of lesion detection (IoU > 0.3), predictions on the ground-truth grid. Missing predictions are scored as the rules say. Writes OUT_DIR/per_case.csv and OUT_DIR/summary.json when OUT_DIR is given (as a third argument or with --out).
+
+With --predictions (2025/2026), several runs are scored and ranked as the challenge ranks teams: OUT_DIR/<run>/per_case.csv, OUT_DIR/<run>/summary.json and OUT_DIR/ranking.csv, a run being named by its folder.
 """
 
 
@@ -35,7 +38,16 @@ def register(app: typer.Typer) -> None:
         out_dir_arg: Optional[Path] = typer.Argument(  # noqa: UP045 - Typer needs a runtime Optional
             None, metavar="[OUT_DIR]", help="Where per_case.csv and summary.json go (same as --out)."
         ),
-        edition: str = typer.Option(..., "--edition", "-e", help="Scoring rules: 2020, 2021 or 2022."),
+        edition: str = typer.Option(
+            ..., "--edition", "-e", help="Scoring rules: 2020, 2021, 2022, 2025 or 2026."
+        ),
+        more: Optional[list[Path]] = typer.Option(  # noqa: UP045
+            None,
+            "--predictions",
+            "-p",
+            metavar="DIR",
+            help="Another run's prediction folder to score and rank with PRED_DIR (repeatable; 2025/2026).",
+        ),
         bbox: Optional[Path] = typer.Option(  # noqa: UP045
             None, "--bbox", help="Box table (2020/2021) when GT_DIR has none, or to override it."
         ),
@@ -55,7 +67,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from hecktorseg.errors import ConfigError
-        from hecktorseg.evaluation import EDITIONS, metric_columns
+        from hecktorseg.evaluation import EDITIONS, evaluate_runs, get_rules
         from hecktorseg.evaluation import evaluate as run_evaluation
 
         if out_dir_arg is not None and out is not None and out_dir_arg != out:
@@ -64,7 +76,34 @@ def register(app: typer.Typer) -> None:
             )
         if edition not in EDITIONS:
             raise ConfigError(f"unknown edition {edition!r}", hint=f"use one of {', '.join(EDITIONS)}")
+        rules = get_rules(edition)
         out_dir = out if out is not None else out_dir_arg
+        if more:
+            if rules.rank is None:
+                raise ConfigError(
+                    f"--predictions: the {edition} rules define no ranking of several runs",
+                    hint="evaluate each folder on its own, or use --edition 2025 / 2026",
+                )
+            with progress_bar("evaluating") as update:
+                ranked = evaluate_runs(
+                    [pred_dir, *more],
+                    gt_dir,
+                    edition=edition,
+                    bbox_table=bbox,
+                    out_dir=out_dir,
+                    layout=layout,
+                    official_spacing_quirk=quirk,
+                    tolerance_mm=tolerance,
+                    strict=strict,
+                    overwrite=force,
+                    progress=update,
+                )
+            _print_ranking(ranked.ranking, edition)
+            if ranked.ranking_csv is not None:
+                console.print(
+                    f"wrote {ranked.ranking_csv} and per-run scores in {out_dir}/<run>/", highlight=False
+                )
+            return
         with progress_bar("evaluating") as update:
             result = run_evaluation(
                 pred_dir,
@@ -79,12 +118,7 @@ def register(app: typer.Typer) -> None:
                 overwrite=force,
                 progress=update,
             )
-        shown = (
-            ["dice", "precision", "recall", "hd95", "surface_dice"]
-            if edition != "2022"
-            else ["dice_GTVp", "dice_GTVn", "hd95_GTVp", "hd95_GTVn"]
-        )
-        shown = [c for c in shown if c in metric_columns(edition)]
+        shown = [c for c in rules.shown_columns if c in rules.metric_columns]
         table = Table(title=f"HECKTOR {edition} scores ({len(result.cases)} cases)")
         table.add_column("patient")
         table.add_column("status")
@@ -106,3 +140,16 @@ def register(app: typer.Typer) -> None:
         console.print(summary)
         if result.summary_json is not None:
             console.print(f"wrote {result.per_case_csv} and {result.summary_json}", highlight=False)
+
+
+def _print_ranking(ranking: Sequence[Any], edition: str) -> None:
+    from rich.table import Table
+
+    from hecktorseg.evaluation.ranking import RANKING_COLUMNS
+
+    table = Table(title=f"HECKTOR {edition} ranking ({len(ranking)} runs)")
+    for column in RANKING_COLUMNS:
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for entry in ranking:
+        table.add_row(*(_fmt(v) for v in entry.row().values()))
+    console.print(table)

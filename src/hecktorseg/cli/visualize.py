@@ -9,7 +9,7 @@ import typer
 
 from hecktorseg.cli._common import console, handle_errors, progress_bar
 
-HELP = """Draw OUT_DIR/<PID>.png for each case: CT and PET slices (axial, coronal, sagittal) through the tumour, ground truth in green and prediction in red.
+HELP = """Draw OUT_DIR/<PID>.png for each case: CT and PET slices (axial, coronal, sagittal) through the tumour, GTVp (label 1) in green and GTVn (label 2) in magenta, ground truth solid and prediction dashed, with a legend.
 
 CASE_OR_DIR is a dataset (any layout), a preprocessed dataset, or one case's folder.
 """
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         case_or_dir: Path = typer.Argument(..., help="Dataset, preprocessed dataset or one case folder."),
         out_dir: Path = typer.Argument(..., help="Where the PNGs go."),
         predictions: Optional[Path] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
-            None, "--predictions", "-p", help="Folder of <PID>.nii.gz predictions to overlay (red)."
+            None, "--predictions", "-p", help="Folder of <PID>.nii.gz predictions to overlay (dashed)."
         ),
         layout: Optional[str] = typer.Option(  # noqa: UP045
             None, "--layout", help="Force the dataset layout: 2020, 2021, 2022, 2025, 2026 or nnunet."

@@ -24,6 +24,11 @@
 Besides the official numbers every case also gets HD95, ASSD, surface Dice
 and volumes computed with the correct spacing (see
 :mod:`hecktorseg.evaluation.metrics` for their conventions).
+
+The 2025/2026 rules are in :mod:`hecktorseg.evaluation.scoring_2025`; which
+scorer, summary and missing-case rule an edition uses is its
+:class:`~hecktorseg.evaluation.EditionRules` record in
+:mod:`hecktorseg.evaluation.rules`.
 """
 
 from __future__ import annotations
@@ -43,10 +48,8 @@ from hecktorseg.evaluation import metrics
 from hecktorseg.io import BBox, Geometry
 
 __all__ = [
-    "EDITIONS",
     "LABEL_NAMES_2022",
     "CaseScore",
-    "Edition",
     "aggregated_dice",
     "box_grid",
     "missing_score",
@@ -58,12 +61,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Edition = Literal["2020", "2021", "2022"]
-"""A HECKTOR edition whose scoring rules to apply."""
-
-EDITIONS: tuple[str, ...] = ("2020", "2021", "2022")
-"""The editions :func:`~hecktorseg.evaluation.evaluate` knows."""
 
 LABEL_NAMES_2022: dict[int, str] = {1: "GTVp", 2: "GTVn"}
 """Label value → name of the 2022 labels (1 primary tumour, 2 lymph nodes)."""
@@ -132,8 +129,17 @@ def resample_to_box(image: sitk.Image, bbox: BBox, spacing: Sequence[float]) -> 
 
 
 def _check_values(image: sitk.Image, allowed: Collection[int], what: str, patient_id: str) -> None:
-    values = {int(v) for v in np.unique(sitk.GetArrayViewFromImage(image))}
     array = sitk.GetArrayViewFromImage(image)
+    lo, hi = min(allowed), max(allowed)
+    if (
+        np.issubdtype(array.dtype, np.integer)
+        and set(range(lo, hi + 1)) == set(allowed)
+        and array.size
+        and lo <= int(array.min())
+        and int(array.max()) <= hi
+    ):
+        return  # integers within a contiguous allowed range: no need for the (slow) set of values
+    values = {int(v) for v in np.unique(array)}
     if np.issubdtype(array.dtype, np.floating) and not np.array_equal(array, np.round(array)):
         raise DataError(
             f"{what} of case {patient_id!r} holds non-integer values",
@@ -274,7 +280,7 @@ def _score_box(
     if not gt.any():
         logger.warning("case %s: the ground truth is empty inside the box", patient_id)
     if prediction is None:
-        return missing_score(patient_id, edition, volume_gt_mm3=metrics.volume(gt, sp_zyx))
+        return missing_score_box(patient_id, volume_gt_mm3=metrics.volume(gt, sp_zyx))
     _check_values(prediction, _BINARY, "prediction", patient_id)
     _check_same_grid(prediction, ground_truth, patient_id)
     pred = resample_to_box(prediction, box, spacing_xyz)
@@ -294,7 +300,7 @@ def _score_box(
 
 def missing_score(
     patient_id: str,
-    edition: Edition | str,
+    edition: str,
     *,
     status: Status = "missing",
     message: str = "",
@@ -304,27 +310,27 @@ def missing_score(
 
     2020: Dice, precision and recall 0. 2021: Dice 0 and HD95 ``inf``. 2022:
     an empty prediction per label (``volume_gt_mm3`` maps label names to the
-    ground-truth volumes, which stay in the aggregated Dice).
+    ground-truth volumes, which stay in the aggregated Dice). 2025/2026: as
+    2022 for the Dice; the lesion counts need the ground truth itself (score it
+    with ``prediction=None`` for the full missing score). The rule is the
+    edition's :attr:`~hecktorseg.evaluation.EditionRules.missing_score`.
     """
+    from hecktorseg.evaluation.rules import get_rules  # the rules record refers back to this module
+
+    return get_rules(edition).missing_score(
+        patient_id, status=status, message=message, volume_gt_mm3=volume_gt_mm3
+    )
+
+
+def missing_score_box(
+    patient_id: str,
+    *,
+    status: Status = "missing",
+    message: str = "",
+    volume_gt_mm3: float | Mapping[str, float] = math.nan,
+) -> CaseScore:
+    """The 2020/2021 score of a missing prediction: Dice, precision, recall 0; HD95 and ASSD ``inf``."""
     inf = math.inf
-    if str(edition) == "2022":
-        gt_volumes = volume_gt_mm3 if isinstance(volume_gt_mm3, Mapping) else {}
-        values: dict[str, float] = {}
-        dices = []
-        for name in LABEL_NAMES_2022.values():
-            vol = float(gt_volumes.get(name, math.nan))
-            present = vol != 0.0
-            values[f"dice_{name}"] = 0.0 if present else math.nan
-            values[f"hd95_{name}"] = inf if present else math.nan
-            values[f"assd_{name}"] = inf if present else math.nan
-            values[f"surface_dice_{name}"] = 0.0 if present else math.nan
-            values[f"tp_mm3_{name}"] = 0.0
-            values[f"volume_gt_mm3_{name}"] = vol
-            values[f"volume_pred_mm3_{name}"] = 0.0
-            if present:
-                dices.append(0.0)
-        values["dice"] = float(np.mean(dices)) if dices else math.nan
-        return CaseScore(patient_id, status, values, message)
     gt_volume = float(volume_gt_mm3) if not isinstance(volume_gt_mm3, Mapping) else math.nan
     values = {
         "dice": 0.0,
@@ -336,6 +342,34 @@ def missing_score(
         "volume_gt_mm3": gt_volume,
         "volume_pred_mm3": 0.0,
     }
+    return CaseScore(patient_id, status, values, message)
+
+
+def missing_score_2022(
+    patient_id: str,
+    *,
+    status: Status = "missing",
+    message: str = "",
+    volume_gt_mm3: float | Mapping[str, float] = math.nan,
+) -> CaseScore:
+    """The 2022 score of a missing prediction: an empty prediction per label (label name → GT volume in mm³)."""
+    inf = math.inf
+    gt_volumes = volume_gt_mm3 if isinstance(volume_gt_mm3, Mapping) else {}
+    values: dict[str, float] = {}
+    dices = []
+    for name in LABEL_NAMES_2022.values():
+        vol = float(gt_volumes.get(name, math.nan))
+        present = vol != 0.0
+        values[f"dice_{name}"] = 0.0 if present else math.nan
+        values[f"hd95_{name}"] = inf if present else math.nan
+        values[f"assd_{name}"] = inf if present else math.nan
+        values[f"surface_dice_{name}"] = 0.0 if present else math.nan
+        values[f"tp_mm3_{name}"] = 0.0
+        values[f"volume_gt_mm3_{name}"] = vol
+        values[f"volume_pred_mm3_{name}"] = 0.0
+        if present:
+            dices.append(0.0)
+    values["dice"] = float(np.mean(dices)) if dices else math.nan
     return CaseScore(patient_id, status, values, message)
 
 
@@ -382,7 +416,7 @@ def score_2022(
     voxel_mm3 = float(np.prod(sp_zyx))
     if prediction is None:
         volumes = {name: float((gt == lab).sum()) * voxel_mm3 for lab, name in LABEL_NAMES_2022.items()}
-        return missing_score(patient_id, "2022", volume_gt_mm3=volumes)
+        return missing_score_2022(patient_id, volume_gt_mm3=volumes)
     _check_values(prediction, _LABELS_2022, "prediction", patient_id)
     if not np.allclose(prediction.GetSpacing(), ground_truth.GetSpacing(), rtol=1e-5, atol=1e-4):
         raise GeometryError(
@@ -447,8 +481,8 @@ def _median(values: list[float]) -> float:
     return float(np.median(finite)) if finite else math.nan
 
 
-def summarize(scores: Sequence[CaseScore], edition: Edition | str) -> dict[str, Any]:
-    """The summary of an evaluation (what ``summary.json`` holds).
+def summarize(scores: Sequence[CaseScore], edition: str) -> dict[str, Any]:
+    """The summary of an evaluation (what ``summary.json`` holds), by the edition's rules.
 
     Keys: ``edition``, ``n_cases``, ``n_ok``, ``n_empty``, ``n_missing``,
     ``n_invalid``, ``mean_dice``; 2020 adds ``mean_precision``,
@@ -458,13 +492,23 @@ def summarize(scores: Sequence[CaseScore], edition: Edition | str) -> dict[str, 
     ``dsc_agg_mean`` (mean over the defined labels). For 2022 ``mean_dice`` is
     the mean over cases of the per-case Dice (itself the mean over the labels
     present), which is not an official number. Medians and means skip NaN.
+    2025/2026: see :func:`~hecktorseg.evaluation.scoring_2025.summarize_2025`.
+    The keys are the edition's :attr:`~hecktorseg.evaluation.EditionRules.summary_keys`.
+
+    Raises
+    ------
+    DataError
+        Unknown edition.
     """
-    ed = str(edition)
-    if ed not in EDITIONS:
-        raise ValueError(f"unknown edition {edition!r}; choose one of {', '.join(EDITIONS)}")
+    from hecktorseg.evaluation.rules import get_rules  # the rules record refers back to this module
+
+    return get_rules(edition).summarize(scores, str(edition))
+
+
+def _summary_head(scores: Sequence[CaseScore], edition: str) -> dict[str, Any]:
     counts = {s: sum(1 for c in scores if c.status == s) for s in ("ok", "empty", "missing", "invalid")}
-    summary: dict[str, Any] = {
-        "edition": ed,
+    return {
+        "edition": edition,
         "n_cases": len(scores),
         "n_ok": counts["ok"],
         "n_empty": counts["empty"],
@@ -472,17 +516,24 @@ def summarize(scores: Sequence[CaseScore], edition: Edition | str) -> dict[str, 
         "n_invalid": counts["invalid"],
         "mean_dice": _mean([c.metrics.get("dice", math.nan) for c in scores]),
     }
-    if ed in ("2020", "2021"):
-        summary["mean_precision"] = _mean([c.metrics.get("precision", math.nan) for c in scores])
-        summary["mean_recall"] = _mean([c.metrics.get("recall", math.nan) for c in scores])
-        summary["median_hd95"] = _median([c.metrics.get("hd95", math.nan) for c in scores])
-        summary["mean_surface_dice"] = _mean([c.metrics.get("surface_dice", math.nan) for c in scores])
-    else:
-        agg = aggregated_dice(scores)
-        summary["dsc_agg"] = agg
-        summary["dsc_agg_mean"] = _mean(list(agg.values()))
-        for name in LABEL_NAMES_2022.values():
-            summary[f"median_hd95_{name}"] = _median(
-                [c.metrics.get(f"hd95_{name}", math.nan) for c in scores]
-            )
+
+
+def summarize_box(scores: Sequence[CaseScore], edition: str) -> dict[str, Any]:
+    """The 2020/2021 summary: counts, ``mean_dice``, ``mean_precision``, ``mean_recall``, ``median_hd95``, ``mean_surface_dice``."""
+    summary = _summary_head(scores, edition)
+    summary["mean_precision"] = _mean([c.metrics.get("precision", math.nan) for c in scores])
+    summary["mean_recall"] = _mean([c.metrics.get("recall", math.nan) for c in scores])
+    summary["median_hd95"] = _median([c.metrics.get("hd95", math.nan) for c in scores])
+    summary["mean_surface_dice"] = _mean([c.metrics.get("surface_dice", math.nan) for c in scores])
+    return summary
+
+
+def summarize_2022(scores: Sequence[CaseScore], edition: str = "2022") -> dict[str, Any]:
+    """The 2022 summary: counts, ``mean_dice``, ``dsc_agg`` per label, ``dsc_agg_mean``, ``median_hd95_<label>``."""
+    summary = _summary_head(scores, edition)
+    agg = aggregated_dice(scores)
+    summary["dsc_agg"] = agg
+    summary["dsc_agg_mean"] = _mean(list(agg.values()))
+    for name in LABEL_NAMES_2022.values():
+        summary[f"median_hd95_{name}"] = _median([c.metrics.get(f"hd95_{name}", math.nan) for c in scores])
     return summary

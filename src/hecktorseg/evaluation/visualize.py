@@ -2,10 +2,13 @@
 
 Each picture has two rows (CT, PET) and three columns (axial, coronal,
 sagittal), cut through the centroid of the ground truth (else of the
-prediction, else the image centre). The ground-truth contour is green, the
-prediction's red (label 2 dashed). Everything is resampled onto the CT grid
-in world coordinates, so inputs on different grids line up; pixels are drawn
-at their physical size (anisotropic voxels are not stretched).
+prediction, else the image centre). Each structure has its own colour —
+GTVp / primary tumour (label 1) green, GTVn / lymph nodes (label 2) magenta
+(:data:`LABEL_COLOURS`) — and the source its own line: ground truth solid,
+prediction dashed (:data:`SOURCE_STYLES`); a legend under the picture names
+what is drawn. Everything is resampled onto the CT grid in world
+coordinates, so inputs on different grids line up; pixels are drawn at their
+physical size (anisotropic voxels are not stretched).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -23,15 +26,42 @@ from hecktorseg.errors import DataError, LayoutError
 from hecktorseg.io import Case, Layout, atomic_path, read_image
 from hecktorseg.typing import PathLike, ProgressCallback
 
-__all__ = ["find_visualization_cases", "visualize_case", "visualize_dataset"]
+__all__ = [
+    "LABEL_COLOURS",
+    "LABEL_NAMES",
+    "SOURCE_STYLES",
+    "find_visualization_cases",
+    "visualize_case",
+    "visualize_dataset",
+]
 
 logger = logging.getLogger(__name__)
 
 ImageOrPath: TypeAlias = "sitk.Image | str | Path"
 """A SimpleITK image or the path of one."""
 
-GT_COLOUR = "#00d000"
-PRED_COLOUR = "#ff2020"
+_LineStyle: TypeAlias = Literal["solid", "dashed"]
+
+LABEL_COLOURS: dict[int, str] = {1: "#00d000", 2: "#ff33ff"}
+"""Contour colour per label value: GTVp / primary tumour green, GTVn / lymph nodes magenta."""
+
+LABEL_NAMES: dict[int, str] = {1: "GTVp", 2: "GTVn"}
+"""Legend name per label value (label 1 is the primary tumour, GTVt in 2020/2021)."""
+
+SOURCE_STYLES: dict[str, _LineStyle] = {"ground truth": "solid", "prediction": "dashed"}
+"""Contour line style per source."""
+
+
+def _legend_entries(
+    gt_values: set[int] | None, pred_values: set[int] | None
+) -> list[tuple[str, str, _LineStyle]]:
+    """``(text, colour, linestyle)`` of each drawn (source, label) pair, labels first."""
+    entries = []
+    for value, name in LABEL_NAMES.items():
+        for source, values in (("ground truth", gt_values), ("prediction", pred_values)):
+            if values is not None and value in values:
+                entries.append((f"{name} {source}", LABEL_COLOURS[value], SOURCE_STYLES[source]))
+    return entries
 
 
 def _as_image(value: ImageOrPath, kind: str) -> sitk.Image:
@@ -85,9 +115,9 @@ def visualize_case(
         The images (SimpleITK images or paths); PET is resampled (linear) onto the CT grid.
         Or a :class:`~hecktorseg.io.Case` and the PNG path.
     label
-        Ground truth (green contour), resampled nearest onto the CT grid.
+        Ground truth (solid contours), resampled nearest onto the CT grid.
     prediction
-        Prediction (red contour), resampled nearest onto the CT grid.
+        Prediction (dashed contours), resampled nearest onto the CT grid.
     out_png
         Destination PNG (parent folders are created; written atomically).
     title
@@ -153,11 +183,14 @@ def visualize_case(
         ):
             ax = axes[row][col]
             ax.imshow(array[sl], cmap=cmap, vmin=vmin, vmax=vmax, extent=extent, origin=origin)
-            for mask, colour in ((gt_arr, GT_COLOUR), (pr_arr, PRED_COLOUR)):
+            for mask, style in (
+                (gt_arr, SOURCE_STYLES["ground truth"]),
+                (pr_arr, SOURCE_STYLES["prediction"]),
+            ):
                 if mask is None:
                     continue
                 plane = mask[sl]
-                for value, style in ((1, "solid"), (2, "dashed")):
+                for value, colour in LABEL_COLOURS.items():
                     binary = (plane == value).astype(np.float32)
                     if binary.any() and binary.min() < 1:
                         ax.contour(
@@ -172,17 +205,20 @@ def visualize_case(
             ax.set_title(f"{'CT' if row == 0 else 'PET'} {name}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    legend = []
-    if gt_arr is not None:
-        legend.append("ground truth (green)")
-    if pr_arr is not None:
-        legend.append("prediction (red)")
-    heading = title or ""
-    if legend:
-        heading = f"{heading}  —  {', '.join(legend)}" if heading else ", ".join(legend)
-    if heading:
-        fig.suptitle(heading)
-    fig.tight_layout()
+    entries = _legend_entries(
+        None if gt_arr is None else {int(v) for v in np.unique(gt_arr)},
+        None if pr_arr is None else {int(v) for v in np.unique(pr_arr)},
+    )
+    if title:
+        fig.suptitle(title)
+    if entries:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=c, linestyle=ls, linewidth=2.0) for _, c, ls in entries]
+        fig.legend(handles, [t for t, _, _ in entries], loc="lower center", ncol=len(entries), frameon=False)
+        fig.tight_layout(rect=(0.0, 0.05, 1.0, 1.0))
+    else:
+        fig.tight_layout()
     dest = Path(out_png)
     with atomic_path(dest) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
@@ -263,7 +299,7 @@ def visualize_dataset(
     out_dir
         Where the PNGs go.
     predictions_dir
-        Folder of ``<PID>.nii.gz`` predictions to overlay in red (cases without one are drawn without).
+        Folder of ``<PID>.nii.gz`` predictions to overlay (dashed; cases without one are drawn without).
     layout
         Force the dataset layout.
     overwrite
