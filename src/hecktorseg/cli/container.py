@@ -93,7 +93,6 @@ def register(app: typer.Typer) -> None:
         """Write a Docker build context: Dockerfile, checkpoints, entry point, run_sample.sh, README."""
         from hecktorseg.container import build_context
 
-        kwargs = {"image": image} if image else {}
         result = build_context(
             out_dir,
             model,
@@ -103,7 +102,7 @@ def register(app: typer.Typer) -> None:
             wheel=wheel,
             sample=sample,
             force=force,
-            **kwargs,
+            image=image,
         )
         console.print(
             f"build context with {len(result.models)} model(s) → {result.out_dir} "

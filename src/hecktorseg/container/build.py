@@ -289,7 +289,7 @@ def build_context(
     min_gtvn_volume: float = 0.0,
     wheel: PathLike | None = None,
     sample: bool = True,
-    image: str = f"hecktorseg-gc:{__version__}",
+    image: str | None = None,
     force: bool = False,
 ) -> BuildResult:
     """Write a Docker build context for a Grand Challenge submission (see the module docstring).
@@ -310,7 +310,7 @@ def build_context(
     sample
         Write one synthetic case to ``sample/input``.
     image
-        Image tag used by ``run_sample.sh`` and the README.
+        Image tag used by ``run_sample.sh`` and the README (default ``hecktorseg-gc:<version>``).
     force
         Replace an existing non-empty ``out_dir``.
 
@@ -323,6 +323,7 @@ def build_context(
     """
     from hecktorseg.inference import Predictor
 
+    image = image or f"hecktorseg-gc:{__version__}"
     paths = [Path(m) for m in models]
     if not paths:
         raise ConfigError("no checkpoint given", hint="pass at least one --model CKPT")
