@@ -1,11 +1,12 @@
 """The chain of the HECKTOR 2025/2026 docs on a tiny GTVp + GTVn dataset, through the command line.
 
 synth → preprocess → train (3 outputs from the manifest) → predict (labels 0/1/2 on each
-CT grid) → container predict (identical mask) → container build.
+CT grid) → evaluate (2025 rules) → container predict (identical mask) → container build.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,11 @@ def test_chain_from_synth_to_container(tmp_path: Path, edition: str) -> None:
         assert mask.GetPixelID() == sitk.sitkUInt8
         assert mask.GetSize() == ct.GetSize() and np.allclose(mask.GetOrigin(), ct.GetOrigin())
         assert set(np.unique(sitk.GetArrayFromImage(mask))) <= {0, 1, 2}
+    _ok(["evaluate", str(preds), str(d), str(tmp_path / "scores"), "--edition", edition])
+    summary = json.loads((tmp_path / "scores" / "summary.json").read_text())
+    assert summary["n_cases"] == len(cases)
+    for key in ("gtvp_mean_dice", "gtvn_dsc_agg", "gtvn_f1_agg", "gtvn_tp", "gtvn_fp", "gtvn_fn"):
+        assert key in summary
     case = cases[0]
     gc_in = tmp_path / "gc" / "input"
     write_image(read_image(case.ct_path, kind="ct"), gc_in / "images" / "ct" / "ct.mha")
