@@ -96,6 +96,8 @@ def _worker(args: argparse.Namespace) -> None:
     work = Path(args.work)
     gc_input, paths = _setup(work, args)
     variant = args.worker
+    if variant == "setup":
+        return
     chosen = paths if variant.startswith("ens") else paths[:1]
     tta = variant.endswith("-tta")
     from hecktorseg.container import container_predict
@@ -160,6 +162,16 @@ def main() -> None:
     )
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="container_bench_") as tmp:
+        # the phantom and the checkpoints are made in a process of their own, so that the
+        # peak memory of each variant's process is that of predicting only
+        setup = subprocess.run(
+            [sys.executable, __file__, "--worker", "setup", "--work", tmp, *passthrough],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if setup.returncode != 0:
+            raise SystemExit(f"setup failed:\n{setup.stderr[-2000:]}")
         for variant in args.variants:
             cmd = [sys.executable, __file__, "--worker", variant, "--work", tmp, *passthrough]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
