@@ -198,3 +198,21 @@ def test_built_entry_point_runs_on_folders(
         p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file()
     ) == [OUTPUT_RELPATH]
     assert not list(out.rglob("__pycache__"))
+
+
+def test_build_with_a_wheel_installs_it_instead_of_the_source(
+    three_class_ckpts: list[Path], tmp_path: Path
+) -> None:
+    wheel = tmp_path / "hecktorseg-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip: enough for the context
+    out = tmp_path / "ctx"
+    build_context(out, three_class_ckpts[:1], wheel=wheel, sample=False)
+    docker = (out / "Dockerfile").read_text()
+    assert f"pip install --no-deps /opt/algorithm/wheels/{wheel.name}" in docker
+    assert "COPY src/" not in docker and not (out / "src").exists()
+    assert (out / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
+    other = tmp_path / "other-1.0-py3-none-any.whl"
+    other.write_bytes(b"")
+    with pytest.raises(ConfigError, match="not a hecktorseg wheel"):
+        build_context(tmp_path / "ctx2", three_class_ckpts[:1], wheel=other)
+    assert not (tmp_path / "ctx2").exists()
