@@ -6,6 +6,8 @@
 - :class:`Trainer`: the loop, for custom datasets, models or losses;
 - :func:`train_step` / :func:`eval_step`: pure steps other engines can drive;
 - :func:`make_splits`: leave-one-centre-out, random k-fold or file splits;
+- :func:`dataset_n_classes` / :func:`selection_score`: outputs from the data (3 for GTVp + GTVn)
+  and the score that selects ``best.pt``;
 - :func:`init_distributed`: torchrun / DDP support.
 
 Only :class:`TrainConfig` is imported eagerly (so the command line starts fast);
@@ -20,6 +22,7 @@ from hecktorseg._lazy import lazy_exports
 from hecktorseg.training.config import TrainConfig
 
 if TYPE_CHECKING:
+    from hecktorseg.training.classes import dataset_n_classes, selection_score
     from hecktorseg.training.distributed import DistContext, cleanup_distributed, init_distributed
     from hecktorseg.training.history import (
         EpochMetrics,
@@ -28,7 +31,15 @@ if TYPE_CHECKING:
         write_metrics_csv,
     )
     from hecktorseg.training.splits import Split, centre_of, load_split_file, make_splits, save_split
-    from hecktorseg.training.steps import autocast_context, batch_dice, eval_step, train_step
+    from hecktorseg.training.steps import (
+        EvalBatch,
+        autocast_context,
+        batch_dice,
+        class_overlaps,
+        eval_step,
+        eval_step_stats,
+        train_step,
+    )
     from hecktorseg.training.trainer import (
         RESULT_FILES,
         Trainer,
@@ -44,6 +55,11 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "dataset_n_classes": "classes",
+    "selection_score": "classes",
+    "EvalBatch": "steps",
+    "class_overlaps": "steps",
+    "eval_step_stats": "steps",
     "DistContext": "distributed",
     "cleanup_distributed": "distributed",
     "init_distributed": "distributed",
@@ -77,6 +93,7 @@ __all__ = [
     "RESULT_FILES",
     "DistContext",
     "EpochMetrics",
+    "EvalBatch",
     "Split",
     "TrainConfig",
     "TrainResult",
@@ -86,8 +103,11 @@ __all__ = [
     "build_augmentation",
     "build_train_model",
     "centre_of",
+    "class_overlaps",
     "cleanup_distributed",
+    "dataset_n_classes",
     "eval_step",
+    "eval_step_stats",
     "fold_splits",
     "init_distributed",
     "load_split_file",
@@ -98,6 +118,7 @@ __all__ = [
     "resolve_amp",
     "resolve_device",
     "save_split",
+    "selection_score",
     "train",
     "train_all_folds",
     "train_step",

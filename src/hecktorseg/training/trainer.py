@@ -65,7 +65,7 @@ from hecktorseg.training.distributed import (
     cleanup_distributed,
     init_distributed,
 )
-from hecktorseg.training.history import EpochMetrics, plot_learning_curves, write_metrics_csv
+from hecktorseg.training.history import EpochMetrics, class_name, plot_learning_curves, write_metrics_csv
 from hecktorseg.training.splits import Split, make_splits, save_split
 from hecktorseg.training.steps import eval_step_stats, train_step
 from hecktorseg.typing import PathLike, ProgressCallback
@@ -706,10 +706,16 @@ class Trainer:
         message = f"epoch {epoch}: loss {train_loss:.4f}"
         short = f"loss {train_loss:.3f}"
         if math.isfinite(val_dice) and multi:
-            per_class = " ".join(f"{d:.3f}" for d in val.val_class_dice)
+            per_class = ", ".join(
+                f"{class_name(k + 1).upper()} {d:.3f}" for k, d in enumerate(val.val_class_dice)
+            )
+            agg = ", ".join(
+                f"{class_name(k + 1).upper()} {d:.3f}" for k, d in enumerate(val.val_class_dsc_agg) if k > 0
+            )
             message += (
-                f", val loss {val_loss:.4f}, val Dice per class {per_class}, GTVn DSCagg "
-                f"{val.val_class_dsc_agg[-1]:.3f}, score {score:.3f} (best {self.best_dice:.3f})"
+                f", val loss {val_loss:.4f}, val Dice {per_class}"
+                + (f", DSCagg {agg}" if agg else "")
+                + f", score {score:.3f} (best {self.best_dice:.3f})"
             )
             short += f" score {score:.3f}"
         elif math.isfinite(val_dice):
