@@ -14,8 +14,16 @@ that exercise everything real data does:
   ellipsoids with a wavy surface) in the oropharynx, below the brain and in
   front of the spine; it is bright on PET and slightly denser on CT
   (+20 HU by default). Its mask lives on the CT grid;
-* optionally lymph nodes (GTVn, label 2 in the 2022 layout) lateral to the tumour;
-* a head-and-neck box of about 144 mm (like the challenge's ``bbox.csv``).
+* optionally lymph nodes (GTVn, label 2): in the 2022 layout lateral to the tumour; in the
+  2025/2026 layouts 0–4 FDG-avid nodes at neck levels II–IV, lateral to and below the primary
+  (:data:`NODE_LEVELS`, :data:`NODE_COUNT_PROBABILITIES`), with taller grids where a node lies
+  low, one patient without nodes and one without a primary tumour;
+* a head-and-neck box of about 144 mm (like the challenge's ``bbox.csv``);
+* for 2025/2026, a clinical table with the edition's columns (:func:`clinical_row`), some
+  values missing.
+
+What is written for each edition (ids, centres, nodes, tables) comes from the layout records
+(:attr:`hecktorseg.io.LayoutSpec.synth`).
 
 All shapes are defined in world millimetres and evaluated at the voxel centres
 of each grid (:meth:`hecktorseg.io.Geometry.index_to_world`), so CT, PET and

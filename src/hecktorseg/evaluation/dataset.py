@@ -19,7 +19,7 @@ from hecktorseg.errors import DataError, GeometryError, LayoutError
 from hecktorseg.evaluation.ranking import RANKING_COLUMNS, RunRanking
 from hecktorseg.evaluation.rules import RULES, EditionRules, ScoringOptions, get_rules
 from hecktorseg.evaluation.scoring import CaseScore
-from hecktorseg.io import IMAGE_SUFFIXES, BBox, Layout, atomic_write_text, read_image
+from hecktorseg.io import IMAGE_SUFFIXES, BBox, Layout, atomic_write_text, read_image, split_image_suffix
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
@@ -145,10 +145,8 @@ def metric_columns(edition: EditionRules | str) -> list[str]:
 
 
 def _strip_suffix(name: str) -> str | None:
-    for suffix in IMAGE_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return None
+    split = split_image_suffix(name)
+    return None if split is None else split[0]
 
 
 def find_prediction(pred_dir: PathLike, patient_id: str) -> Path | None:

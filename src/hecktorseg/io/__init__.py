@@ -1,4 +1,8 @@
-"""Reading and writing images, dataset layouts and box tables.
+"""Reading and writing images, dataset layouts, box tables and clinical tables.
+
+Every dataset layout is described once, as data, in :data:`LAYOUT_SPECS`
+(:mod:`hecktorseg.io.layout_specs`); clinical tables become :attr:`Case.clinical`
+and the centre of a case follows :func:`centre_of` (:mod:`hecktorseg.io.clinical`).
 
 The bottom layer of hecktorseg: it imports nothing else from the package but
 :mod:`hecktorseg.errors` and :mod:`hecktorseg.typing`.

@@ -119,10 +119,6 @@ def layout_paths(
     )
 
 
-def _split_suffix(name: str) -> tuple[str, str] | None:
-    return split_image_suffix(name)
-
-
 def _images_in(folder: Path) -> dict[str, Path]:
     """Image files in ``folder`` keyed by their name without the image suffix."""
     out: dict[str, Path] = {}
@@ -131,7 +127,7 @@ def _images_in(folder: Path) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
-        split = _split_suffix(path.name)
+        split = split_image_suffix(path.name)
         if split is not None and split[0] not in out:
             out[split[0]] = path
     return out
@@ -367,14 +363,24 @@ def _discover_flat(images: Path, labels: Path, tails: tuple[str, str, str], stri
     return found
 
 
-def _discover(root: Path, spec: LayoutSpec, strict: bool) -> _Found:
-    """Cases of a layout: with the first of its arrangements whose files are present."""
-    scheme = next((sc for sc in spec.schemes if _scheme_matches(root, sc)), spec.schemes[0])
+def _scheme_of(root: Path, spec: LayoutSpec) -> FileScheme:
+    """The first of a layout's arrangements whose files are present (else its canonical one)."""
+    return next((sc for sc in spec.schemes if _scheme_matches(root, sc)), spec.schemes[0])
+
+
+def _discover(root: Path, scheme: FileScheme, strict: bool) -> _Found:
+    """Cases of one arrangement of a layout."""
     images, labels = _dirs(root, scheme)
     tails = _tails(root, scheme)
     if scheme.patient_folders:
         return _discover_folders(images, tails, strict)
     return _discover_flat(images, labels, tails, strict)
+
+
+def _expected_label(root: Path, scheme: FileScheme, pid: str) -> Path:
+    images, labels = _dirs(root, scheme)
+    folder = images / pid if scheme.patient_folders else labels
+    return folder / f"{_fmt(scheme.label, pid)}{IMAGE_SUFFIXES[0]}"
 
 
 def find_bbox_tables(root: PathLike, layout: Layout | str) -> list[Path]:
@@ -461,7 +467,8 @@ def discover_cases(
     """
     r = _check_root(root)
     lay = detect_layout(r) if layout is None else parse_layout(layout)
-    found = _discover(r, layout_spec(lay), strict)
+    scheme = _scheme_of(r, layout_spec(lay))
+    found = _discover(r, scheme, strict)
     if not found:
         hint = _LAYOUT_HELP
         if layout is not None:
@@ -482,7 +489,7 @@ def discover_cases(
     cases = []
     for pid, ct, pet, label in found:
         if require_labels and label is None:
-            expected = layout_paths(r, pid, lay)[2]
+            expected = _expected_label(r, scheme, pid)
             raise DataError(
                 f"patient {pid}: label map not found",
                 path=expected,

@@ -153,6 +153,8 @@ def _up_to_date(case: Case, sources: dict[str, SourceFile], config: PreprocessCo
         return False
     if {r: s.sha256 for r, s in entry.sources.items()} != {r: s.sha256 for r, s in sources.items()}:
         return False
+    if entry.centre != case.centre or entry.clinical != case.clinical:  # the clinical table changed
+        return False
     table_box = case.bbox if config.box_source in ("auto", "table") else None
     if table_box is not None and (entry.box_source != "table" or entry.bbox != table_box):
         return False
@@ -222,6 +224,7 @@ def _run_case(case: Case, config: PreprocessConfig, out_dir: str, force: bool) -
             label_voxels=result.label_voxels,
             label_voxels_outside_box=result.label_voxels_outside_box,
             clinical=case.clinical,
+            layout=None if case.layout is None else case.layout.value,
         )
         write_record(entry, out)
         lost = {k: v for k, v in result.label_voxels_outside_box.items() if v}

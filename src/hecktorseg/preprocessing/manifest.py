@@ -34,6 +34,7 @@ A record (and each value of the index's ``"cases"``) looks like::
      "label_voxels": {"1": 5120, "2": 830},           # per label value, in the original label map
      "label_voxels_outside_box": {"1": 0, "2": 12},   # of those, centres outside the box (lost)
      "clinical": {"CenterID": 1, "Age": 61, "HPV Status": null, …},  # the clinical table's row
+     "layout": "2025",                                # the dataset layout, null if unknown
      "config": {…every PreprocessConfig field…}}
 
 ``label_voxels``, ``label_voxels_outside_box`` and ``clinical`` are empty for unlabelled cases
@@ -176,6 +177,8 @@ class ManifestEntry:
         Of those, how many lay outside the box (lost to the reference grid).
     clinical
         The case's clinical values (:attr:`hecktorseg.io.Case.clinical`).
+    layout
+        The dataset layout the case came from (``"2025"``), if known.
     """
 
     patient_id: str
@@ -196,6 +199,7 @@ class ManifestEntry:
     label_voxels: dict[int, int] = attrs.field(factory=dict)
     label_voxels_outside_box: dict[int, int] = attrs.field(factory=dict)
     clinical: ClinicalInfo = attrs.field(factory=ClinicalInfo, converter=to_clinical)
+    layout: str | None = None
 
     def pet_fov_mask(self) -> npt.NDArray[np.bool_]:
         """Reference voxels inside the PET field of view, (z, y, x) — for ``stack_channels``."""
@@ -234,6 +238,7 @@ class ManifestEntry:
             "label_voxels": {str(k): v for k, v in sorted(self.label_voxels.items())},
             "label_voxels_outside_box": {str(k): v for k, v in sorted(self.label_voxels_outside_box.items())},
             "clinical": self.clinical.to_dict(),
+            "layout": self.layout,
             "config": to_dict(self.config),
         }
 
@@ -270,6 +275,7 @@ class ManifestEntry:
                     int(k): int(v) for k, v in dict(data.get("label_voxels_outside_box") or {}).items()
                 },
                 clinical=_clinical(data.get("clinical")),
+                layout=None if data.get("layout") is None else str(data["layout"]),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise DataError(
@@ -315,6 +321,20 @@ class Manifest:
     def patient_ids(self) -> list[str]:
         """Sorted patient ids."""
         return sorted(self.entries)
+
+    @property
+    def label_values(self) -> frozenset[int]:
+        """Label values (> 0) found in the cases' original label maps (e.g. ``{1, 2}`` for GTVp + GTVn).
+
+        Empty for unlabelled datasets and for manifests written before hecktorseg recorded
+        ``label_voxels``.
+        """
+        return frozenset(v for entry in self.entries.values() for v in entry.label_voxels)
+
+    @property
+    def layouts(self) -> frozenset[str]:
+        """The dataset layouts the cases came from (``{"2025"}``; empty when not recorded)."""
+        return frozenset(e.layout for e in self.entries.values() if e.layout is not None)
 
 
 def write_record(entry: ManifestEntry, out_dir: PathLike) -> Path:
