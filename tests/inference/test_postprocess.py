@@ -109,3 +109,14 @@ def test_three_class_predict_writes_argmax_of_mapped_probabilities_on_the_ct_gri
 def test_min_gtvn_volume_must_not_be_negative(make_ct_geometry: Callable[..., Geometry]) -> None:
     with pytest.raises(ConfigError, match="GTVn"):
         Predictor([torch.nn.Conv3d(2, 3, 1)], device="cpu", min_gtvn_volume=-5.0)
+
+
+def test_label_choice_equals_numpy_argmax_including_ties() -> None:
+    from hecktorseg.inference.predictor import _argmax_uint8
+
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        channels = [rng.integers(0, 3, (4, 5, 6)).astype(np.float32) for _ in range(3)]  # many ties
+        got = _argmax_uint8(channels)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, np.argmax(np.stack(channels), axis=0))
