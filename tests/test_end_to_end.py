@@ -156,3 +156,35 @@ def test_cli_demo_smallest_settings(tmp_path: Path) -> None:
     assert rows["rotation"] == "none" and trained["rotation_p"] == 0.0
     assert rows["grid"] == "16³ voxels of 9 mm"
     assert trained["mirror_axes"] == [1, 3] and "1–3 axes" in rows["mirroring"]
+
+
+def test_cli_demo_2025_smallest_settings(tmp_path: Path) -> None:
+    """``demo --edition 2025``: a 3-output model, labels 0/1/2 on the CT grids, the 2025 scores."""
+    out = tmp_path / "demo"
+    invoke(
+        "demo", str(out), "--edition", "2025",
+        "--n-train", "3", "--n-val", "1", "--n-test", "2", "--epochs", "1",
+        "--n-filters", "4", "--size", "16", "--spacing", "9",
+    )  # fmt: skip
+    text = (out / "report.md").read_text(encoding="utf-8")
+    summary = json.loads((out / "scores" / "summary.json").read_text())
+    assert summary["n_cases"] == 2
+    for key, name in (("gtvp_mean_dice", "GTVp mean Dice"), ("gtvn_dsc_agg", "GTVn aggregated Dice")):
+        match = re.search(rf"{name}[^*\n]*\*\*([0-9.–]+)\*\*", text)
+        assert match, name
+        if math.isfinite(summary[key]):
+            assert math.isclose(summary[key], float(match.group(1)), abs_tol=5e-4)
+    assert "green: GTVp, magenta: GTVn" in text
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len([p for p in pictures if p.startswith("pictures/")]) == 2
+    for relative in pictures:
+        assert_png(out / relative)
+    # the model has 3 outputs and the masks hold labels from {0, 1, 2}
+    assert "val_dice_gtvn" in (out / "model" / "fold_0" / "metrics.csv").read_text().splitlines()[0]
+    import numpy as np
+    import SimpleITK as sitk
+
+    for mask in (out / "predictions").glob("*.nii.gz"):
+        image = sitk.ReadImage(str(mask))
+        assert image.GetPixelID() == sitk.sitkUInt8
+        assert set(np.unique(sitk.GetArrayFromImage(image))) <= {0, 1, 2}

@@ -57,10 +57,21 @@ LAYERS: dict[str, int] = {
     "inference": 7,
     "evaluation": 8,
     "demo": 9,
+    "container": 9,  # the Grand Challenge image: uses inference (and data for its sample case)
     "cli": 10,
     "__main__": 11,
 }
-SUBCOMMANDS = ("demo", "synth", "preprocess", "train", "predict", "evaluate", "visualize", "export")
+SUBCOMMANDS = (
+    "demo",
+    "synth",
+    "preprocess",
+    "train",
+    "predict",
+    "evaluate",
+    "visualize",
+    "export",
+    "container",
+)
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,14 @@ their original CT grids, scores them with the official 2020 rules and writes
 ``report.md`` with the scores and pictures, and a table of every setting in
 which the demo departs from the paper (:func:`departures_from_paper`): its
 Dice is a phantom figure, not comparable with the paper's.
+
+``edition="2025"`` (or ``"2026"``, ``hecktorseg demo --edition 2025``) runs today's task
+instead: phantoms in the 2025/2026 layout with a primary tumour (GTVp, label 1) and 0–4
+lymph nodes (GTVn, label 2), a grid 1.5 times taller (32×32×48 voxels of 4.5 mm: the box
+reaches down to the neck nodes), a model with 3 outputs (background / GTVp / GTVn, chosen
+from the data), masks with labels 0/1/2 on the CT grids, and the 2025 scores (GTVp mean
+Dice, GTVn aggregated Dice, GTVn aggregated F1 of lesion detection); the pictures draw
+GTVp and GTVn in their own colours.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -24,7 +33,10 @@ from hecktorseg.errors import ConfigError
 from hecktorseg.io import atomic_write_text, ensure_output_dir
 from hecktorseg.typing import PathLike
 
-__all__ = ["DemoConfig", "DemoResult", "StageCallback", "departures_from_paper", "run_demo"]
+__all__ = ["DEMO_EDITIONS", "DemoConfig", "DemoResult", "StageCallback", "departures_from_paper", "run_demo"]
+
+DEMO_EDITIONS = ("2020", "2025", "2026")
+"""Tasks the demo runs: the paper's (2020) and today's GTVp + GTVn (2025, 2026)."""
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +68,19 @@ class DemoConfig:
     precision: str = attrs.field(
         default="auto", metadata={"help": "Inference precision: auto, fp32 or bf16."}
     )
+    edition: str = attrs.field(
+        default="2020",
+        metadata={
+            "help": "Task: 2020 (the paper's GTVt, 2020 rules) or 2025 / 2026 (GTVp + GTVn, 2025 rules)."
+        },
+    )
 
     def __attrs_post_init__(self) -> None:
+        if self.edition not in DEMO_EDITIONS:
+            raise ConfigError(
+                f"demo edition must be one of {', '.join(DEMO_EDITIONS)}, got {self.edition!r}",
+                hint="use --edition 2020 (the paper's task) or --edition 2025",
+            )
         if self.n_train - self.n_val < 2 or self.n_val < 1 or self.n_test < 1:
             raise ConfigError(
                 "demo needs at least 2 training, 1 validation and 1 test patient",
@@ -77,6 +100,8 @@ class DemoResult:
     per_case_dice: dict[str, float]
     best_val_dice: float
     seconds: float
+    edition: str = "2020"
+    summary: dict[str, Any] = attrs.field(factory=dict)
 
 
 def _stage(callback: StageCallback | None, stage: str) -> Callable[[int, int, str], None] | None:
@@ -123,6 +148,8 @@ def run_demo(
     from hecktorseg.training import TrainConfig, train
 
     cfg = config or DemoConfig()
+    if cfg.edition != "2020":
+        return _run_demo_nodes(out_dir, cfg, force=force, progress=progress)
     out = ensure_output_dir(out_dir)
     if any(out.iterdir()):
         if not force:
@@ -272,6 +299,164 @@ def _write_report(
         "| setting | paper | this demo |",
         "|---|---|---|",
         *(f"| {name} | {paper} | {demo} |" for name, paper, demo in departures),
+        "",
+        "## Learning curves",
+        "",
+        "![learning curves](model/fold_0/learning_curves.png)",
+        "",
+        "## Held-out predictions (green: GTVp, magenta: GTVn; solid: ground truth, dashed: prediction)",
+        "",
+        *(f"![{pid}](pictures/{pid}.png)" for pid in sorted(per_case)),
+        "",
+    ]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise ConfigError(
+                "output folder is not empty",
+                path=out,
+                hint="choose another folder or pass --force to replace it",
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _run_demo_nodes(
+    out_dir: PathLike, cfg: DemoConfig, *, force: bool, progress: StageCallback | None
+) -> DemoResult:
+    """The GTVp + GTVn demo (2025/2026 layout and rules); see the module docstring."""
+    import json
+
+    from hecktorseg.data import write_synthetic_dataset
+    from hecktorseg.evaluation import evaluate, visualize_case
+    from hecktorseg.inference import Predictor, predict_dataset
+    from hecktorseg.io import discover_cases
+    from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
+    from hecktorseg.training import TrainConfig, train
+
+    out = Path(out_dir)
+    _prepare_out(out, force)
+    start = time.perf_counter()
+    layout = cfg.edition
+
+    # 1. phantoms in the 2025/2026 layout (GTVp + 0-4 neck nodes); the last n_test are held out.
+    raw = out / "data" / "raw"
+    n_total = cfg.n_train + cfg.n_test
+    cases = write_synthetic_dataset(
+        raw, n_cases=n_total, edition=layout, seed=cfg.seed, progress=_stage(progress, "synthesise")
+    )
+    train_cases, test_cases = cases[: cfg.n_train], cases[cfg.n_train :]
+    test_dir = out / "data" / "test"
+    for case in test_cases:
+        shutil.copytree(case.ct_path.parent, test_dir / case.ct_path.parent.name)
+
+    # 2. a grid 1.5 times taller than the 2020 demo's, so the box holds the neck nodes.
+    pre_cfg = PreprocessConfig(spacing=(cfg.spacing,) * 3, size=(cfg.size, cfg.size, _taller(cfg.size)))
+    preprocessed = out / "data" / "preprocessed"
+    preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
+
+    # 3. training: 3 outputs (from the manifest: the labels include 2), fixed split.
+    split_file = out / "split.json"
+    ids = [c.patient_id for c in train_cases]
+    atomic_write_text(
+        split_file, json.dumps([{"train": ids[: -cfg.n_val], "val": ids[-cfg.n_val :]}], indent=2)
+    )
+    train_cfg = TrainConfig(
+        n_filters=cfg.n_filters,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        split="file",
+        split_file=str(split_file),
+        seed=cfg.seed,
+        num_workers=0,
+        device="cpu",
+        rotation_p=0.0,
+        mirror_p=0.5,
+        t_0=cfg.epochs,
+    )
+    result = train(preprocessed, out / "model", train_cfg, fold=0, progress=_stage(progress, "train"))
+
+    # 4. labels 0/1/2 on the original CT grids; 5. the 2025 rules and pictures.
+    predictor = Predictor.from_checkpoints([result.best_checkpoint], device="cpu")
+    pred_dir = out / "predictions"
+    predict_dataset(test_dir, pred_dir, predictor, layout=layout, progress=_stage(progress, "predict"))
+    evaluation = evaluate(pred_dir, test_dir, edition=layout, layout=layout, out_dir=out / "scores")
+    pictures = out / "pictures"
+    for case in discover_cases(test_dir, layout=layout):
+        visualize_case(
+            case, pictures / f"{case.patient_id}.png", prediction=pred_dir / f"{case.patient_id}.nii.gz"
+        )
+    seconds = time.perf_counter() - start
+    summary = dict(evaluation.summary)
+    per_case = {c.patient_id: dict(c.metrics) for c in evaluation.cases}
+    report = _write_report_nodes(out, cfg, summary, per_case, result.best_dice, seconds)
+    return DemoResult(
+        out_dir=out,
+        report=report,
+        mean_dice=float(summary.get("gtvp_mean_dice", float("nan"))),
+        per_case_dice={pid: float(m.get("dice_GTVp", float("nan"))) for pid, m in per_case.items()},
+        best_val_dice=float(result.best_dice),
+        seconds=seconds,
+        edition=cfg.edition,
+        summary=summary,
+    )
+
+
+def _taller(size: int) -> int:
+    """The z side of the GTVp + GTVn grid: 1.5 × ``size`` rounded up to a multiple of 16."""
+    return -(-(3 * size // 2) // 16) * 16
+
+
+def _fmt(value: Any, *, count: bool = False) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "–"
+        return str(round(value)) if count else f"{value:.3f}"
+    return str(value)
+
+
+def _write_report_nodes(
+    out: Path,
+    cfg: DemoConfig,
+    summary: dict[str, Any],
+    per_case: dict[str, dict[str, float]],
+    best_score: float,
+    seconds: float,
+) -> Path:
+    columns = ("dice_GTVp", "dice_GTVn", "gtvn_lesions_gt", "gtvn_tp", "gtvn_fp", "gtvn_fn")
+    rows = [
+        f"| {pid} | "
+        + " | ".join(_fmt(m.get(c, float("nan")), count=c.startswith("gtvn_")) for c in columns)
+        + " |"
+        for pid, m in sorted(per_case.items())
+    ]
+    nan = float("nan")
+    lines = [
+        f"# hecktorseg demo report: HECKTOR {cfg.edition} (GTVp + GTVn)",
+        "",
+        f"Synthetic phantoms in the HECKTOR {cfg.edition} layout (a primary tumour and 0–4 FDG-avid "
+        f"lymph nodes each): {cfg.n_train} for training ({cfg.n_val} of them validate), {cfg.n_test} held "
+        f"out. Preprocessed to {cfg.size}×{cfg.size}×{_taller(cfg.size)} voxels of {cfg.spacing} mm; "
+        f"SE-norm U-Net with {cfg.n_filters} filters and 3 outputs (background / GTVp / GTVn) trained "
+        f"for {cfg.epochs} epochs on the CPU.",
+        "",
+        "Held-out scores by the HECKTOR 2025 rules (labels 0/1/2 on the original CT grids):",
+        "",
+        f"- GTVp mean Dice: **{_fmt(summary.get('gtvp_mean_dice', nan))}**",
+        f"- GTVn aggregated Dice (DSCagg): **{_fmt(summary.get('gtvn_dsc_agg', nan))}**",
+        f"- GTVn aggregated F1 of lesion detection (IoU > 0.3): **{_fmt(summary.get('gtvn_f1_agg', nan))}** "
+        f"(TP {summary.get('gtvn_tp', '–')}, FP {summary.get('gtvn_fp', '–')}, FN {summary.get('gtvn_fn', '–')})",
+        f"- Best validation score (mean of GTVp Dice and GTVn DSCagg, reference grid): **{_fmt(best_score)}**",
+        f"- Total time: {seconds / 60:.1f} min",
+        "",
+        "| patient | Dice GTVp | Dice GTVn | GTVn lesions | TP | FP | FN |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
         "",
         "## Learning curves",
         "",

@@ -125,3 +125,43 @@ def test_errors() -> None:
     assert available_losses() == ["dice", "dice_focal", "focal"]
     assert isinstance(build_loss("dice_focal", from_logits=False), DiceFocalLoss)
     assert build_loss("dice").from_logits is True
+
+
+def test_three_class_dice_focal_by_explicit_loops() -> None:
+    """GTVp + GTVn loss against a plain-Python float64 evaluation of the documented formula.
+
+    Softmax over 3 channels; Dice per sample and foreground class 1, 2 as
+    1 - (2 Σ p t + 1) / (Σ p² + Σ t² + 1), averaged over the two classes and the batch;
+    focal (γ = 2, p clamped to [1e-3, 1 - 1e-3]) averaged over batch, all 3 channels and voxels.
+    The second sample has no GTVn at all.
+    """
+    import math
+
+    gen = torch.Generator().manual_seed(11)
+    logits = torch.randn(2, 3, 2, 3, 2, generator=gen, dtype=torch.float64) * 3
+    labels = torch.randint(0, 3, (2, 1, 2, 3, 2), generator=gen)
+    labels[1][labels[1] == 2] = 1
+    z = logits.tolist()
+    lab = labels.tolist()
+    voxels = [(a, b, c) for a in range(2) for b in range(3) for c in range(2)]
+    dice_terms, focal_sum, count = [], 0.0, 0
+    for n in range(2):
+        probs = {}
+        for v in voxels:
+            e = [math.exp(z[n][k][v[0]][v[1]][v[2]]) for k in range(3)]
+            probs[v] = [x / sum(e) for x in e]
+        per_class = []
+        for k in range(3):
+            pt = pp = tt = 0.0
+            for v in voxels:
+                p = probs[v][k]
+                t = 1.0 if lab[n][0][v[0]][v[1]][v[2]] == k else 0.0
+                pt, pp, tt = pt + p * t, pp + p * p, tt + t * t
+                q = min(max(p, 1e-3), 1 - 1e-3)
+                focal_sum += -(t * (1 - q) ** 2 * math.log(q) + (1 - t) * q**2 * math.log(1 - q))
+                count += 1
+            per_class.append(1 - (2 * pt + 1) / (pp + tt + 1))
+        dice_terms.append((per_class[1] + per_class[2]) / 2)
+    expected = sum(dice_terms) / 2 + focal_sum / count
+    got = float(DiceFocalLoss()(logits, labels))
+    assert got == pytest.approx(expected, rel=1e-12)

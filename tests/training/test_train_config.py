@@ -15,7 +15,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_paper.yaml"
 
 def test_defaults_keep_the_papers_optimisation() -> None:
     c = TrainConfig()
-    assert (c.model, c.n_filters, c.reduction, c.n_classes) == ("senorm_unet", 24, 2, 1)
+    assert (c.model, c.n_filters, c.reduction, c.n_classes) == (
+        "senorm_unet",
+        24,
+        2,
+        None,
+    )  # None: from the dataset (1 for GTVt)
     assert (c.epochs, c.batch_size, c.lr, c.betas, c.weight_decay) == (300, 1, 1e-3, (0.9, 0.99), 0.0)
     assert (c.scheduler, c.t_0, c.t_mult, c.eta_min) == ("cosine_warm_restarts", 25, 1, 1e-5)
     assert c.loss == "dice_focal" and c.threshold == 0.5

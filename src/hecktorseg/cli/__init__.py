@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "evaluate",
     "visualize",
     "export",
+    "container",
 )
 
 

@@ -52,7 +52,16 @@ def register(app: typer.Typer) -> None:
             False, "--save-uncertainty", help="Also write OUTPUT_DIR/uncertainty/<PID>.nii.gz (variance)."
         ),
         largest_component: bool = typer.Option(
-            False, "--largest-component", help="Keep only the largest connected component."
+            False,
+            "--largest-component",
+            help="Keep only the largest connected component of label 1 (GTVt/GTVp); nodes are kept.",
+        ),
+        min_gtvn_volume: float = typer.Option(
+            0.0,
+            "--min-gtvn-volume",
+            min=0.0,
+            metavar="MM3",
+            help="Drop GTVn (label 2) components smaller than MM3 cubic millimetres (0: keep all).",
         ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         backend: str = backend_option(),
@@ -79,7 +88,10 @@ def register(app: typer.Typer) -> None:
             "Bq/ml (no -1000 background), which catches swapped files.",
         ),
     ) -> None:
-        """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid."""
+        """Predict every case of INPUT_DIR and write OUTPUT_DIR/<PID>.nii.gz on the original CT grid.
+
+        Binary models write 0/1; GTVp + GTVn models (3 outputs) write uint8 labels 0/1/2.
+        """
         from rich.markup import escape
 
         from hecktorseg.errors import ConfigError
@@ -97,6 +109,7 @@ def register(app: typer.Typer) -> None:
             tta_batch=tta_batch,
             threshold=threshold,
             largest_component=largest_component,
+            min_gtvn_volume=min_gtvn_volume,
             num_threads=threads,
             preprocessing=preprocessing,  # type: ignore[arg-type]
             check_intensities=not allow_implausible_intensities,

@@ -8,6 +8,8 @@
   (torch, OpenVINO, ONNX Runtime) and precision the networks run with.
 - :func:`predict_dataset` predicts a dataset folder (``OUT/<PID>.nii.gz``),
   skipping finished cases and reporting failures.
+- :mod:`~hecktorseg.inference.postprocess`: the largest GTVp component and the
+  removal of small GTVn components (mm³ on the CT grid).
 - :func:`sliding_window_predict` blends overlapping windows with Gaussian
   weights for inputs larger than the network's grid.
 """
@@ -27,6 +29,13 @@ from hecktorseg.inference.batch import (
     UNCERTAINTY_DIR,
     predict_dataset,
 )
+from hecktorseg.inference.postprocess import (
+    GTVN_LABEL,
+    GTVP_LABEL,
+    keep_largest_component,
+    postprocess_mask,
+    remove_small_components,
+)
 from hecktorseg.inference.predictor import (
     MIRROR_AXES,
     CasePrediction,
@@ -34,13 +43,14 @@ from hecktorseg.inference.predictor import (
     PredictorConfig,
     PreprocessingChoice,
     apply_preprocessing_choice,
-    keep_largest_component,
     preprocessing_name,
 )
 from hecktorseg.inference.sliding_window import gaussian_importance_map, sliding_window_predict, window_starts
 
 __all__ = [
     "BACKENDS",
+    "GTVN_LABEL",
+    "GTVP_LABEL",
     "INSTALL_COMMANDS",
     "MIRROR_AXES",
     "PROBABILITY_DIR",
@@ -56,8 +66,10 @@ __all__ = [
     "compile_model",
     "gaussian_importance_map",
     "keep_largest_component",
+    "postprocess_mask",
     "predict_dataset",
     "preprocessing_name",
+    "remove_small_components",
     "select_runtime",
     "sliding_window_predict",
     "verified_combinations",

@@ -13,7 +13,6 @@ import numpy as np
 import numpy.typing as npt
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
 from torch import Tensor, nn
 
 from hecktorseg.config import from_dict, to_dict
@@ -25,6 +24,7 @@ from hecktorseg.inference.backends import (
     compile_model,
     select_runtime,
 )
+from hecktorseg.inference.postprocess import postprocess_mask
 from hecktorseg.inference.sliding_window import sliding_window_predict
 from hecktorseg.io import BBox, Case, Geometry, array_to_image
 from hecktorseg.models import SIZE_DIVISOR, load_checkpoint, probabilities
@@ -47,7 +47,6 @@ __all__ = [
     "PredictorConfig",
     "PreprocessingChoice",
     "apply_preprocessing_choice",
-    "keep_largest_component",
     "preprocessing_name",
 ]
 
@@ -114,22 +113,6 @@ def preprocessing_name(config: PreprocessConfig) -> str:
     return "custom"
 
 
-def keep_largest_component(mask: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint8]:
-    """Keep, per label value, only the largest 26-connected component of a label map."""
-    out = np.zeros(mask.shape, dtype=np.uint8)
-    structure = np.ones((3,) * mask.ndim, dtype=bool)
-    for value in np.unique(mask):
-        if value == 0:
-            continue
-        components, n = ndimage.label(mask == value, structure=structure)
-        if n == 0:
-            continue
-        sizes = np.bincount(components.ravel())
-        sizes[0] = 0
-        out[components == int(np.argmax(sizes))] = int(value)
-    return out
-
-
 @attrs.define
 class CasePrediction:
     """A prediction on the original CT grid.
@@ -176,6 +159,21 @@ def _check_finite(prob: Tensor, name: str) -> None:
         )
 
 
+def _argmax_uint8(channels: Sequence[npt.NDArray[np.floating[Any]]]) -> npt.NDArray[np.uint8]:
+    """``np.argmax(np.stack(channels), 0)`` as uint8 (first maximum wins), without stacking.
+
+    On a 512×512×200 CT grid this saves the stacked copy and the int64 index array (about 1 GB
+    for three classes).
+    """
+    best = np.array(channels[0], dtype=np.float32, copy=True)
+    mask = np.zeros(best.shape, dtype=np.uint8)
+    for label, channel in enumerate(channels[1:], start=1):
+        better = channel > best
+        mask[better] = label
+        np.maximum(best, channel, out=best)
+    return mask
+
+
 def _config_key(config: PreprocessConfig) -> dict[str, Any]:
     return {k: v for k, v in to_dict(config).items() if k not in _IGNORED_CONFIG_FIELDS}
 
@@ -201,6 +199,11 @@ def _window(value: Sequence[int] | None) -> tuple[int, int, int] | None:
 def _check_threshold(instance: Any, attribute: Any, value: float) -> None:
     if not 0.0 < value < 1.0:
         raise ConfigError(f"threshold must be in (0, 1), got {value}")
+
+
+def _check_min_volume(instance: Any, attribute: Any, value: float) -> None:
+    if not value >= 0:
+        raise ConfigError(f"the minimum GTVn volume must be >= 0 mm³, got {value}", hint="use 0 to keep all")
 
 
 def _check_preprocessing(instance: Any, attribute: Any, value: str) -> None:
@@ -237,7 +240,11 @@ class PredictorConfig:
     threshold
         Binary models: foreground where the probability is above this.
     largest_component
-        Keep only the largest connected component (per label).
+        Keep only the largest connected component of label 1 (GTVt / GTVp);
+        lymph nodes (label 2) are never reduced to one component.
+    min_gtvn_volume
+        Remove GTVn (label 2) components smaller than this many mm³ on the CT
+        grid (0: keep all). See :mod:`hecktorseg.inference.postprocess`.
     window_size
         Sliding-window size (z, y, x) for inputs larger than it; default the
         preprocessing grid (``preprocess.size`` reversed).
@@ -265,6 +272,7 @@ class PredictorConfig:
     tta_batch: int = attrs.field(default=1, validator=_check_positive_or_none)
     threshold: float = attrs.field(default=0.5, converter=float, validator=_check_threshold)
     largest_component: bool = False
+    min_gtvn_volume: float = attrs.field(default=0.0, converter=float, validator=_check_min_volume)
     window_size: tuple[int, int, int] | None = attrs.field(default=None, converter=_window)
     overlap: float = 0.5
     output_device: str | None = "cpu"
@@ -350,6 +358,7 @@ class Predictor:
         self.window_size: tuple[int, int, int] = cfg.window_size or (pre.size[2], pre.size[1], pre.size[0])
         self.overlap = float(cfg.overlap)
         self.output_device = torch.device(cfg.output_device) if cfg.output_device is not None else self.device
+        self.min_gtvn_volume = float(cfg.min_gtvn_volume)
         self.check_intensities = bool(cfg.check_intensities)
         names = list(model_names) if model_names is not None else []
         self.model_names: list[str] = [
@@ -611,7 +620,12 @@ class Predictor:
         """Segment a case already on its reference grid (see :meth:`prepare_case`).
 
         The probabilities are mapped back onto ``pre.ct_geometry`` before they are
-        thresholded (one channel) or arg-maxed (several).
+        thresholded (one channel) or arg-maxed (several): each class probability
+        (ensemble members and mirrorings already averaged per class) is resampled
+        onto the CT grid with the same linear interpolation, and the label of a CT
+        voxel is the class with the highest resampled probability (ties: the lower
+        label). Post-processing (:func:`~hecktorseg.inference.postprocess.postprocess_mask`)
+        follows on the CT grid.
         """
         x = stack_channels(
             sitk.GetArrayViewFromImage(pre.ct),
@@ -632,9 +646,13 @@ class Predictor:
         if len(channels) == 1:
             mask = (channels[0] > self.threshold).astype(np.uint8)
         else:
-            mask = np.argmax(np.stack(channels), axis=0).astype(np.uint8)
-        if self.largest_component:
-            mask = keep_largest_component(mask)
+            mask = _argmax_uint8(channels)
+        mask = postprocess_mask(
+            mask,
+            target.spacing,
+            largest_component=self.largest_component,
+            min_gtvn_volume_mm3=self.min_gtvn_volume,
+        )
         prob_image: sitk.Image | None = None
         if with_probabilities:
             if len(channels) == 1:

@@ -17,6 +17,13 @@ background does not dominate); the focal loss applies the binary formula to ever
 probability and averages over all channels and voxels. A target that already has the
 prediction's shape with ``C >= 2`` is taken as one-hot / soft.
 
+GTVp + GTVn models (HECKTOR 2022/2025/2026) use ``C = 3`` (background, GTVp, GTVn): one
+softmax, so each voxel gets exactly one of the labels 0/1/2 by arg-max at inference, and
+
+``L = mean_n [ ½ Σ_{k=1,2} (1 − (2Σ_i p_nki t_nki + 1) / (Σ_i p_nki² + Σ_i t_nki + 1)) ]
++ mean_{n,k,i} −[t(1−p)²·log p + (1−t)p²·log(1−p)]`` (``t`` one-hot, so ``t² = t``;
+``p`` clamped in the focal term only), as written out on the training page of the docs.
+
 With ``from_logits=True`` (default) the input is passed through sigmoid (``C == 1``) or
 softmax (``C > 1``) first; with ``from_logits=False`` the input is probabilities and
 for ``C == 1`` the losses equal the original implementation's exactly.

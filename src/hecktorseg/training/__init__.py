@@ -9,6 +9,8 @@
 - :func:`make_splits`: leave-one-centre-out, random k-fold, file splits, or the
   paper's own eight folds (:func:`paper_splits`);
 - :func:`init_distributed`, :func:`is_main_process`: torchrun / DDP support.
+- :func:`dataset_n_classes` / :func:`selection_score`: outputs from the data (3 for GTVp + GTVn)
+  and the score that selects ``best.pt``;
 
 Only :class:`TrainConfig` is imported eagerly (so the command line starts fast);
 the other names load torch on first access. ``_EXPORTS`` is the one list of public
@@ -24,6 +26,8 @@ from hecktorseg._lazy import lazy_exports
 from hecktorseg.training.config import TrainConfig as TrainConfig
 
 if TYPE_CHECKING:
+    from hecktorseg.training.classes import dataset_n_classes as dataset_n_classes
+    from hecktorseg.training.classes import selection_score as selection_score
     from hecktorseg.training.distributed import DistContext as DistContext
     from hecktorseg.training.distributed import cleanup_distributed as cleanup_distributed
     from hecktorseg.training.distributed import init_distributed as init_distributed
@@ -53,6 +57,8 @@ if TYPE_CHECKING:
 # The one list of public names: name → sub-module that defines it.
 _EXPORTS = {
     "TrainConfig": "config",
+    "dataset_n_classes": "classes",
+    "selection_score": "classes",
     "DistContext": "distributed",
     "cleanup_distributed": "distributed",
     "init_distributed": "distributed",

@@ -97,12 +97,13 @@ class TrainConfig:
     reduction: int = attrs.field(
         default=2, validator=_positive, metadata={"help": "Squeeze-and-excitation reduction ratio r."}
     )
-    n_classes: int = attrs.field(
-        default=1,
+    n_classes: int | None = attrs.field(
+        default=None,
         validator=_positive,
         metadata={
-            "help": "Output channels: 1 = binary GTVt/GTVp (sigmoid, target label == 1); >= 2 = softmax "
-            "over background + labels 1..n-1 (3 for HECKTOR 2022 GTVp + GTVn)."
+            "help": "Output channels. null = from the dataset's manifest: 3 (background/GTVp/GTVn, softmax) "
+            "when its labels include 2, else 1. 1 = binary GTVt/GTVp (sigmoid, target label == 1); "
+            ">= 2 = softmax over background + labels 1..n-1."
         },
     )
     # --- optimisation ----------------------------------------------------------------------------

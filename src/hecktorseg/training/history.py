@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -13,9 +13,48 @@ import attrs
 from hecktorseg.io import atomic_path, atomic_write_text
 from hecktorseg.typing import PathLike
 
-__all__ = ["METRICS_COLUMNS", "EpochMetrics", "plot_learning_curves", "read_metrics_csv", "write_metrics_csv"]
+__all__ = [
+    "METRICS_COLUMNS",
+    "EpochMetrics",
+    "class_name",
+    "metrics_columns",
+    "plot_learning_curves",
+    "read_metrics_csv",
+    "write_metrics_csv",
+]
 
 METRICS_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "seconds")
+"""Columns of ``metrics.csv`` (binary models: exactly these)."""
+
+_CLASS_NAMES = {1: "gtvp", 2: "gtvn"}
+
+
+def _floats(values: Iterable[float]) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def class_name(label: int) -> str:
+    """Short name of a label value in column names: 1 → ``gtvp``, 2 → ``gtvn``, k → ``classk``."""
+    return _CLASS_NAMES.get(int(label), f"class{int(label)}")
+
+
+def metrics_columns(n_foreground: int) -> tuple[str, ...]:
+    """Columns of ``metrics.csv`` for a model with ``n_foreground`` foreground classes.
+
+    One foreground class (binary): :data:`METRICS_COLUMNS`. Several (e.g. GTVp + GTVn)
+    add, per label ``k``: ``val_dice_<name>`` (mean per-case Dice), then
+    ``val_dsc_agg_<name>`` (aggregated Dice), then ``val_score`` (the model-selection
+    score, see :mod:`hecktorseg.training.trainer`).
+    """
+    if n_foreground <= 1:
+        return METRICS_COLUMNS
+    labels = range(1, n_foreground + 1)
+    return (
+        *METRICS_COLUMNS,
+        *(f"val_dice_{class_name(k)}" for k in labels),
+        *(f"val_dsc_agg_{class_name(k)}" for k in labels),
+        "val_score",
+    )
 
 
 @attrs.frozen
@@ -31,9 +70,17 @@ class EpochMetrics:
     train_loss
         Mean training loss over the epoch's batches (all processes).
     val_loss, val_dice
-        Mean validation loss and mean per-case Dice at the threshold.
+        Mean validation loss and mean per-case Dice at the threshold (several
+        classes: the per-case Dice averaged over the foreground classes).
     seconds
         Wall time of the epoch (training + validation).
+    val_class_dice
+        Several classes only: mean per-case Dice of each foreground label 1 … C−1.
+    val_class_dsc_agg
+        Several classes only: aggregated Dice ``2ΣTP / Σ(|pred| + |true|)`` over all
+        validation cases, per foreground label (1 where both sums are 0).
+    val_score
+        The model-selection score (binary: ``val_dice``).
     """
 
     epoch: int
@@ -42,6 +89,14 @@ class EpochMetrics:
     val_loss: float = math.nan
     val_dice: float = math.nan
     seconds: float = 0.0
+    val_class_dice: tuple[float, ...] = attrs.field(default=(), converter=_floats)
+    val_class_dsc_agg: tuple[float, ...] = attrs.field(default=(), converter=_floats)
+    val_score: float = math.nan
+
+    @property
+    def score(self) -> float:
+        """``val_score`` if set, else ``val_dice`` (histories written before scores existed)."""
+        return self.val_dice if math.isnan(self.val_score) else self.val_score
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (stored in ``last.pt`` so a resumed run keeps its history)."""
@@ -49,7 +104,7 @@ class EpochMetrics:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EpochMetrics:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (missing optional fields take their defaults)."""
         return cls(
             epoch=int(data["epoch"]),
             lr=float(data["lr"]),
@@ -57,7 +112,19 @@ class EpochMetrics:
             val_loss=float(data["val_loss"]),
             val_dice=float(data["val_dice"]),
             seconds=float(data["seconds"]),
+            val_class_dice=tuple(float(v) for v in data.get("val_class_dice") or ()),
+            val_class_dsc_agg=tuple(float(v) for v in data.get("val_class_dsc_agg") or ()),
+            val_score=float(data.get("val_score", math.nan)),
         )
+
+    def row(self, n_foreground: int) -> list[float | int]:
+        """Values in the order of :func:`metrics_columns` (missing per-class values: NaN)."""
+        base: list[float | int] = [getattr(self, name) for name in METRICS_COLUMNS]
+        if n_foreground <= 1:
+            return base
+        dice = list(self.val_class_dice) + [math.nan] * (n_foreground - len(self.val_class_dice))
+        agg = list(self.val_class_dsc_agg) + [math.nan] * (n_foreground - len(self.val_class_dsc_agg))
+        return [*base, *dice[:n_foreground], *agg[:n_foreground], self.val_score]
 
 
 def _fmt(value: float | int) -> str:
@@ -66,13 +133,22 @@ def _fmt(value: float | int) -> str:
     return "" if math.isnan(value) else repr(float(value))
 
 
+def _n_foreground(rows: Sequence[EpochMetrics]) -> int:
+    return max([len(r.val_class_dice) for r in rows] + [len(r.val_class_dsc_agg) for r in rows] + [1])
+
+
 def write_metrics_csv(rows: Sequence[EpochMetrics], path: PathLike) -> None:
-    """Write ``rows`` as CSV (columns :data:`METRICS_COLUMNS`; empty cells for missing values), atomically."""
+    """Write ``rows`` as CSV atomically; empty cells for missing values.
+
+    Columns: :data:`METRICS_COLUMNS` for binary models, :func:`metrics_columns` (per-class
+    Dice, aggregated Dice, score) when the rows carry per-class values.
+    """
+    n_fg = _n_foreground(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(METRICS_COLUMNS)
+    writer.writerow(metrics_columns(n_fg))
     for row in rows:
-        writer.writerow([_fmt(getattr(row, name)) for name in METRICS_COLUMNS])
+        writer.writerow([_fmt(v) for v in row.row(n_fg)])
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -80,14 +156,25 @@ def read_metrics_csv(path: PathLike) -> list[EpochMetrics]:
     """Read a ``metrics.csv`` written by :func:`write_metrics_csv`."""
     with open(path, encoding="utf-8", newline="") as handle:  # noqa: PTH123
         reader = csv.DictReader(handle)
-        return [
-            EpochMetrics.from_dict({k: (v if v != "" else "nan") for k, v in record.items()})
-            for record in reader
-        ]
+        fields = list(reader.fieldnames or [])
+        dice_cols = [c for c in fields if c.startswith("val_dice_")]
+        agg_cols = [c for c in fields if c.startswith("val_dsc_agg_")]
+        out = []
+        for record in reader:
+            values = {k: (v if v != "" else "nan") for k, v in record.items()}
+            values["val_class_dice"] = [float(values[c]) for c in dice_cols]
+            values["val_class_dsc_agg"] = [float(values[c]) for c in agg_cols]
+            out.append(EpochMetrics.from_dict(values))
+        return out
 
 
 def plot_learning_curves(rows: Sequence[EpochMetrics], path: PathLike) -> None:
-    """Plot losses (left) and validation Dice (right) per epoch to a PNG, atomically (matplotlib Agg)."""
+    """Plot losses (left) and validation Dice (right) per epoch to a PNG, atomically (matplotlib Agg).
+
+    With per-class values (GTVp + GTVn models) the right panel shows the Dice of each
+    class, the aggregated Dice of labels 2 … and the selection score (thick line);
+    the dashed line marks the epoch with the best score.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -102,10 +189,30 @@ def plot_learning_curves(rows: Sequence[EpochMetrics], path: PathLike) -> None:
         ax_loss.plot(
             [r.epoch for r in validated], [r.val_loss for r in validated], "o-", ms=3, label="val loss"
         )
-        ax_dice.plot([r.epoch for r in validated], [r.val_dice for r in validated], "o-", ms=3, color="C2")
-        best = max(validated, key=lambda r: r.val_dice)
+        v_epochs = [r.epoch for r in validated]
+        n_fg = _n_foreground(validated)
+        if n_fg <= 1:
+            ax_dice.plot(v_epochs, [r.val_dice for r in validated], "o-", ms=3, color="C2")
+            best = max(validated, key=lambda r: r.val_dice)
+            ax_dice.set_title(f"best {best.val_dice:.3f} at epoch {best.epoch}")
+        else:
+            for k in range(n_fg):
+                name = class_name(k + 1)
+                ax_dice.plot(
+                    v_epochs, [r.row(n_fg)[len(METRICS_COLUMNS) + k] for r in validated], "o-", ms=2,
+                    label=f"Dice {name.upper()}",
+                )  # fmt: skip
+            for k in range(1, n_fg):
+                name = class_name(k + 1)
+                ax_dice.plot(
+                    v_epochs, [r.row(n_fg)[len(METRICS_COLUMNS) + n_fg + k] for r in validated], "s--", ms=2,
+                    label=f"DSCagg {name.upper()}",
+                )  # fmt: skip
+            ax_dice.plot(v_epochs, [r.score for r in validated], "-", lw=2.5, color="k", label="score")
+            best = max(validated, key=lambda r: r.score)
+            ax_dice.set_title(f"best score {best.score:.3f} at epoch {best.epoch}")
+            ax_dice.legend(fontsize=7)
         ax_dice.axvline(best.epoch, color="0.6", ls="--", lw=1)
-        ax_dice.set_title(f"best {best.val_dice:.3f} at epoch {best.epoch}")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.legend()

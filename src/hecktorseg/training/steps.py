@@ -11,12 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 import torch
 from torch import Tensor, nn
 
 from hecktorseg.runtime import autocast
 
-__all__ = ["batch_dice", "eval_step", "train_step"]
+__all__ = [
+    "EvalBatch",
+    "batch_dice",
+    "class_overlaps",
+    "eval_step",
+    "eval_step_stats",
+    "train_step",
+]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -115,6 +123,78 @@ def batch_dice(logits: Tensor, label: Tensor, *, threshold: float = 0.5) -> Tens
     return torch.stack(scores).mean(dim=0)
 
 
+def class_overlaps(logits: Tensor, label: Tensor) -> Tensor:
+    """Voxel counts per sample and foreground class: ``(N, C−1, 3)`` = [intersection, predicted, true].
+
+    Only for several output channels: the prediction is the arg-max class, the
+    target the label map ``(N, 1, ...)``; class ``k`` (1 … C−1) sits at index ``k − 1``.
+    float64 counts, summed over the spatial axes.
+    """
+    n_classes = logits.shape[1]
+    if n_classes < 2:
+        raise ValueError("class_overlaps needs at least 2 output channels")
+    lab = label[:, 0].round().long()
+    arg = torch.argmax(logits.float(), dim=1)
+    dims = tuple(range(1, arg.ndim))
+    rows = []
+    for k in range(1, n_classes):
+        pred, true = arg == k, lab == k
+        rows.append(
+            torch.stack(
+                [
+                    (pred & true).sum(dim=dims).double(),
+                    pred.sum(dim=dims).double(),
+                    true.sum(dim=dims).double(),
+                ],
+                dim=-1,
+            )
+        )
+    return torch.stack(rows, dim=1)
+
+
+@attrs.frozen
+class EvalBatch:
+    """What :func:`eval_step_stats` measured on one validation batch.
+
+    Attributes
+    ----------
+    loss
+        Batch loss.
+    dice
+        Per-sample Dice (see :func:`batch_dice`).
+    overlaps
+        ``None`` for one output channel; otherwise :func:`class_overlaps` as a
+        ``(N, C−1, 3)`` float64 tensor on the CPU.
+    """
+
+    loss: float
+    dice: list[float]
+    overlaps: Tensor | None = None
+
+
+@torch.no_grad()
+def eval_step_stats(
+    model: nn.Module,
+    batch: Mapping[str, Any],
+    loss_fn: LossFn,
+    *,
+    threshold: float = 0.5,
+    amp_dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> EvalBatch:
+    """Like :func:`eval_step`, also returning per-class voxel counts for several output channels."""
+    dev = torch.device(device)
+    image, label = _to_device(batch, dev, memory_format)
+    with autocast(dev, amp_dtype):
+        logits = model(image)
+    logits = logits.float()
+    loss = loss_fn(logits, label)
+    dice = batch_dice(logits, label, threshold=threshold)
+    overlaps = class_overlaps(logits, label).cpu() if logits.shape[1] > 1 else None
+    return EvalBatch(float(loss), [float(d) for d in dice.cpu()], overlaps)
+
+
 @torch.no_grad()
 def eval_step(
     model: nn.Module,
@@ -142,11 +222,13 @@ def eval_step(
     tuple
         ``(batch loss, [Dice of each sample])``.
     """
-    dev = torch.device(device)
-    image, label = _to_device(batch, dev, memory_format)
-    with autocast(dev, amp_dtype):
-        logits = model(image)
-    logits = logits.float()
-    loss = loss_fn(logits, label)
-    dice = batch_dice(logits, label, threshold=threshold)
-    return float(loss), [float(d) for d in dice.cpu()]
+    out = eval_step_stats(
+        model,
+        batch,
+        loss_fn,
+        threshold=threshold,
+        amp_dtype=amp_dtype,
+        device=device,
+        memory_format=memory_format,
+    )
+    return out.loss, out.dice

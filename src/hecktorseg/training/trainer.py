@@ -12,7 +12,13 @@ Outputs of fold ``K`` go to ``OUT/fold_K/``: ``last.pt`` (model + optimizer,
 scheduler, scaler, epoch, history and RNG states; for ``resume``), ``best.pt`` (the
 model with the best mean validation Dice), ``metrics.csv``, ``learning_curves.png``,
 ``config.yaml`` (the resolved :class:`~hecktorseg.training.TrainConfig`) and
-``split.json``. Checkpoint metadata holds ``preprocess`` (the dataset's
+``split.json``.
+
+Classes: ``n_classes: null`` (the default) trains 3 outputs (background / GTVp /
+GTVn) on a dataset whose labels include 2, else the paper's single output; the
+validation of a multi-class model adds the Dice of each class, the aggregated
+GTVn Dice and the selection score to ``metrics.csv`` (see
+:mod:`hecktorseg.training.classes` for the exact score). Checkpoint metadata holds ``preprocess`` (the dataset's
 preprocessing configuration) and ``train`` so inference can rebuild everything.
 
 Reproducibility: weights are initialised from ``seed``; the data order of epoch
@@ -66,6 +72,7 @@ from hecktorseg.models import (
 )
 from hecktorseg.preprocessing import read_manifest
 from hecktorseg.runtime import Precision, autocast_dtype, resolve_device, resolve_precision, set_threads
+from hecktorseg.training.classes import aggregated_dice, dataset_n_classes, selection_score
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.distributed import (
     DistContext,
@@ -75,9 +82,9 @@ from hecktorseg.training.distributed import (
     cleanup_distributed,
     init_distributed,
 )
-from hecktorseg.training.history import EpochMetrics, plot_learning_curves, write_metrics_csv
+from hecktorseg.training.history import EpochMetrics, class_name, plot_learning_curves, write_metrics_csv
 from hecktorseg.training.splits import Split, make_splits, paper_fold_coverage, save_split
-from hecktorseg.training.steps import eval_step, train_step
+from hecktorseg.training.steps import eval_step_stats, train_step
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
@@ -128,9 +135,11 @@ class TrainResult:
     fold_dir
         ``OUT/fold_K``.
     best_checkpoint, last_checkpoint
-        ``best.pt`` (highest mean validation Dice) and ``last.pt``.
+        ``best.pt`` (highest validation score) and ``last.pt``.
     best_dice
-        Best mean validation Dice (NaN if never validated).
+        Best validation score (NaN if never validated): the mean validation Dice for
+        binary models; for GTVp + GTVn models the mean of the GTVp Dice and the GTVn
+        aggregated Dice (:func:`hecktorseg.training.classes.selection_score`).
     best_epoch
         1-based epoch of ``best.pt`` (0 if none).
     metrics_csv
@@ -221,10 +230,11 @@ def build_augmentation(config: TrainConfig, image_fill: Sequence[float] = (-1024
     return Compose(transforms) if transforms else None
 
 
-def _model_kwargs(config: TrainConfig, in_channels: int) -> dict[str, Any]:
+def _model_kwargs(config: TrainConfig, in_channels: int, n_classes: int | None = None) -> dict[str, Any]:
+    classes = n_classes if n_classes is not None else config.n_classes
     kwargs: dict[str, Any] = {
         "in_channels": in_channels,
-        "n_classes": config.n_classes,
+        "n_classes": classes if classes is not None else 1,
         "n_filters": config.n_filters,
     }
     if config.model == "senorm_unet":
@@ -232,9 +242,14 @@ def _model_kwargs(config: TrainConfig, in_channels: int) -> dict[str, Any]:
     return kwargs
 
 
-def build_train_model(config: TrainConfig, in_channels: int = 2) -> nn.Module:
-    """The network described by ``config`` (weights from the current torch RNG)."""
-    return build_model(config.model, **_model_kwargs(config, in_channels))
+def build_train_model(
+    config: TrainConfig, in_channels: int = 2, *, n_classes: int | None = None
+) -> nn.Module:
+    """The network described by ``config`` (weights from the current torch RNG).
+
+    ``n_classes`` overrides ``config.n_classes``; when both are ``None`` the model has one output.
+    """
+    return build_model(config.model, **_model_kwargs(config, in_channels, n_classes))
 
 
 def _seed_everything(seed: int) -> None:
@@ -349,6 +364,10 @@ class Trainer:
         Extra checkpoint metadata (``train`` = ``to_dict(config)`` is always added).
     ctx
         Distributed context (default: from the torchrun environment).
+    n_classes
+        Output channels when ``config.n_classes`` is ``None`` (default: from the
+        manifest of ``train_dataset.data_dir`` for a
+        :class:`~hecktorseg.data.PreprocessedDataset`, else 1).
     """
 
     def __init__(
@@ -362,7 +381,15 @@ class Trainer:
         loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
         metadata: Mapping[str, Any] | None = None,
         ctx: DistContext | None = None,
+        n_classes: int | None = None,
     ) -> None:
+        if config.n_classes is not None:
+            n_classes = config.n_classes
+        elif n_classes is None:
+            data_dir = getattr(train_dataset, "data_dir", None)
+            n_classes = dataset_n_classes(data_dir) if isinstance(data_dir, Path) else 1
+        self.n_classes: int = int(n_classes)
+        """Output channels of the model (``config.n_classes`` resolved)."""
         self.config = config
         self.fold_dir = Path(fold_dir)
         self.ctx = ctx if ctx is not None else DistContext()
@@ -372,7 +399,7 @@ class Trainer:
         set_threads(config.num_threads)
         if model is None:
             _seed_everything(config.seed)
-            model = build_train_model(config)
+            model = build_train_model(config, n_classes=self.n_classes)
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
@@ -390,7 +417,7 @@ class Trainer:
                 self.optimizer, T_0=config.t_0, T_mult=config.t_mult, eta_min=config.eta_min
             )
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-        self.metadata = {**dict(metadata or {}), "train": to_dict(config)}
+        self.metadata = {**dict(metadata or {}), "train": to_dict(config), "n_classes": self.n_classes}
         self.train_dataset = train_dataset
         self.val_dataset = val_dataset
         self.history: list[EpochMetrics] = []
@@ -572,15 +599,26 @@ class Trainer:
 
     def validate(self) -> tuple[float, float]:
         """Mean validation loss and mean per-case Dice at ``config.threshold`` (over all processes)."""
+        row = self.validate_metrics()
+        return row.val_loss, row.val_dice
+
+    def validate_metrics(self) -> EpochMetrics:
+        """Validation loss, Dice, per-class Dice, aggregated Dice and score (over all processes).
+
+        Returns an :class:`EpochMetrics` with ``epoch = 0`` and only the ``val_*`` fields set.
+        """
         model = unwrap_model(self.net)
         model.eval()
         loss_sum = 0.0
         dice_sum = 0.0
         n_cases = 0
+        n_fg = max(self.n_classes - 1, 0)
+        class_dice = [0.0] * n_fg
+        counts = [0.0] * (3 * n_fg)  # per class: intersection, predicted, true
         for b, batch in enumerate(self.val_loader):
             if self.config.max_val_batches is not None and b >= self.config.max_val_batches:
                 break
-            loss, dice = eval_step(
+            out = eval_step_stats(
                 model,
                 batch,
                 self.loss_fn,
@@ -589,15 +627,41 @@ class Trainer:
                 device=self.device,
                 memory_format=self.memory_format,
             )
-            loss_sum += loss * len(dice)
-            dice_sum += sum(dice)
-            n_cases += len(dice)
-        loss_total, dice_total, cases = all_reduce_sum(
-            [loss_sum, dice_sum, float(n_cases)], self.ctx, self.device
+            loss_sum += out.loss * len(out.dice)
+            dice_sum += sum(out.dice)
+            n_cases += len(out.dice)
+            if out.overlaps is not None and n_fg:
+                ov = out.overlaps  # (N, C-1, 3)
+                inter, pred, true = ov[..., 0], ov[..., 1], ov[..., 2]
+                total = pred + true
+                dice = torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
+                for k in range(n_fg):
+                    class_dice[k] += float(dice[:, k].sum())
+                    counts[3 * k : 3 * k + 3] = [
+                        counts[3 * k] + float(inter[:, k].sum()),
+                        counts[3 * k + 1] + float(pred[:, k].sum()),
+                        counts[3 * k + 2] + float(true[:, k].sum()),
+                    ]
+        totals = all_reduce_sum(
+            [loss_sum, dice_sum, float(n_cases), *class_dice, *counts], self.ctx, self.device
         )
+        loss_total, dice_total, cases = totals[0], totals[1], totals[2]
         if cases == 0:
-            return math.nan, math.nan
-        return loss_total / cases, dice_total / cases
+            return EpochMetrics(0, math.nan, math.nan)
+        mean_dice = dice_total / cases
+        per_class = tuple(v / cases for v in totals[3 : 3 + n_fg])
+        c = totals[3 + n_fg :]
+        agg = tuple(aggregated_dice(c[3 * k], c[3 * k + 1], c[3 * k + 2]) for k in range(n_fg))
+        return EpochMetrics(
+            0,
+            math.nan,
+            math.nan,
+            val_loss=loss_total / cases,
+            val_dice=mean_dice,
+            val_class_dice=per_class,
+            val_class_dsc_agg=agg,
+            val_score=selection_score(mean_dice, per_class, agg),
+        )
 
     def _save_last(self) -> None:
         save_checkpoint(self.last_path, self.model, metadata=self._metadata(), extra=self.state_extra())
@@ -646,27 +710,53 @@ class Trainer:
         train_loss, samples, train_seconds = self._train_epoch(epoch, progress)
         if self.scheduler is not None:
             self.scheduler.step()
-        val_loss = val_dice = math.nan
+        val = EpochMetrics(0, math.nan, math.nan)
         if epoch % config.val_interval == 0 or epoch == config.epochs:
-            val_loss, val_dice = self.validate()
+            val = self.validate_metrics()
+        val_loss, val_dice = val.val_loss, val.val_dice
+        multi = bool(val.val_class_dice)
+        score = val.val_score if multi else val_dice
         self.epoch = epoch
-        row = EpochMetrics(epoch, lr, train_loss, val_loss, val_dice, time.perf_counter() - start)
+        row = EpochMetrics(
+            epoch,
+            lr,
+            train_loss,
+            val_loss,
+            val_dice,
+            time.perf_counter() - start,
+            val_class_dice=val.val_class_dice,
+            val_class_dsc_agg=val.val_class_dsc_agg,
+            val_score=val.val_score if multi else math.nan,
+        )
         self.history.append(row)
-        improved = math.isfinite(val_dice) and val_dice > self.best_dice
+        improved = math.isfinite(score) and score > self.best_dice
         if improved:
-            self.best_dice = val_dice
+            self.best_dice = score
             self.best_epoch = epoch
         if self.ctx.is_main:
             if improved:
                 save_checkpoint(self.best_path, self.model, metadata=self._metadata())
             self._save_last()
             write_metrics_csv(self.history, self.metrics_path)
-            if config.plot and math.isfinite(val_dice):
+            if config.plot and math.isfinite(score):
                 plot_learning_curves(self.history, self.fold_dir / "learning_curves.png")
         speed = samples / max(train_seconds, 1e-9)
         message = f"epoch {epoch}: loss {train_loss:.4f}"
         short = f"loss {train_loss:.3f}"
-        if math.isfinite(val_dice):
+        if math.isfinite(val_dice) and multi:
+            per_class = ", ".join(
+                f"{class_name(k + 1).upper()} {d:.3f}" for k, d in enumerate(val.val_class_dice)
+            )
+            agg = ", ".join(
+                f"{class_name(k + 1).upper()} {d:.3f}" for k, d in enumerate(val.val_class_dsc_agg) if k > 0
+            )
+            message += (
+                f", val loss {val_loss:.4f}, val Dice {per_class}"
+                + (f", DSCagg {agg}" if agg else "")
+                + f", score {score:.3f} (best {self.best_dice:.3f})"
+            )
+            short += f" score {score:.3f}"
+        elif math.isfinite(val_dice):
             message += f", val loss {val_loss:.4f}, val Dice {val_dice:.3f} (best {self.best_dice:.3f})"
             short += f" dice {val_dice:.3f}"
         short += f" {speed:.2f}/s"
@@ -866,7 +956,9 @@ def train(
     fold_dir = Path(out_dir) / f"fold_{config.fold}"
     manifest = read_manifest(data)
     _check_grid(manifest.config.size, data)
-    probe_model(config.model, **_model_kwargs(config, 2))  # absurd sizes fail before anything is written
+    n_classes = config.n_classes if config.n_classes is not None else dataset_n_classes(manifest)
+    # absurd sizes fail before anything is written
+    probe_model(config.model, **_model_kwargs(config, 2, n_classes))
     probe = _train_device(config)
     ctx = init_distributed(probe.type)
     try:
@@ -902,7 +994,7 @@ def train(
             "fold": config.fold,
             "split": split.to_dict(),
         }
-        trainer = Trainer(config, train_ds, val_ds, fold_dir, metadata=metadata, ctx=ctx)
+        trainer = Trainer(config, train_ds, val_ds, fold_dir, metadata=metadata, ctx=ctx, n_classes=n_classes)
         return trainer.fit(resume=resume, progress=progress)
     finally:
         cleanup_distributed(ctx)

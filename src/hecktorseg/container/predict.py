@@ -1,0 +1,206 @@
+"""``container predict``: one HECKTOR 2025/2026 Grand Challenge case, from ``/input`` to ``/output``.
+
+The Grand Challenge interface of Task 1 (GTVp + GTVn):
+
+* input: exactly one CT in ``INPUT/images/ct/`` and one PET in ``INPUT/images/pet/``
+  (``.mha`` files with arbitrary names; ``.nii.gz``, ``.nii`` and ``.nrrd`` are accepted
+  too), and optionally ``INPUT/ehr.json`` (clinical values; read and logged, not used
+  by the segmentation models);
+* output: ``OUTPUT/images/tumor-lymph-node-segmentation/output.mha``, a uint8 label
+  map (0 background, 1 GTVp, 2 GTVn) on the input CT's grid (size, spacing, origin,
+  direction), written atomically.
+
+The case goes through exactly the code path of ``hecktorseg predict``
+(:meth:`hecktorseg.inference.Predictor.predict_case` on a :class:`~hecktorseg.io.Case`
+without a box table: the box is found from the PET), so the mask is identical to
+what ``hecktorseg predict`` writes for the same CT and PET.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import SimpleITK as sitk
+
+from hecktorseg.errors import DataError
+from hecktorseg.inference import Predictor
+from hecktorseg.io import IMAGE_SUFFIXES, Case, write_image
+from hecktorseg.typing import PathLike
+
+__all__ = [
+    "CT_DIR",
+    "EHR_FILE",
+    "OUTPUT_RELPATH",
+    "PET_DIR",
+    "ContainerInput",
+    "ContainerResult",
+    "container_predict",
+    "find_container_input",
+]
+
+logger = logging.getLogger(__name__)
+
+CT_DIR = "images/ct"
+"""Folder of the CT image, relative to the input folder."""
+PET_DIR = "images/pet"
+"""Folder of the PET image, relative to the input folder."""
+EHR_FILE = "ehr.json"
+"""Clinical values, relative to the input folder (optional)."""
+OUTPUT_RELPATH = "images/tumor-lymph-node-segmentation/output.mha"
+"""Where the label map goes, relative to the output folder."""
+
+
+@attrs.frozen
+class ContainerInput:
+    """The files of one Grand Challenge case.
+
+    Attributes
+    ----------
+    ct_path, pet_path
+        The single CT and PET image.
+    ehr
+        The parsed ``ehr.json`` (``None`` if absent).
+    """
+
+    ct_path: Path
+    pet_path: Path
+    ehr: dict[str, Any] | None = None
+
+    @property
+    def case_id(self) -> str:
+        """An identifier for logs and errors: the CT file name without its suffix."""
+        name = self.ct_path.name
+        for suffix in IMAGE_SUFFIXES:
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return self.ct_path.stem
+
+
+@attrs.frozen
+class ContainerResult:
+    """What :func:`container_predict` wrote.
+
+    Attributes
+    ----------
+    output_path
+        ``OUTPUT/images/tumor-lymph-node-segmentation/output.mha``.
+    labels
+        Voxel count per label value present in the mask.
+    input
+        The case that was read.
+    """
+
+    output_path: Path
+    labels: dict[int, int]
+    input: ContainerInput
+
+
+def _single_image(folder: Path, role: str) -> Path:
+    if not folder.is_dir():
+        raise DataError(
+            f"no {role} folder",
+            path=folder,
+            hint=f"put exactly one {role.upper()} image (.mha) in {folder}",
+        )
+    found = sorted(
+        p for p in folder.iterdir() if p.is_file() and any(p.name.endswith(s) for s in IMAGE_SUFFIXES)
+    )
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found[:4]) or "none"
+        raise DataError(
+            f"expected exactly one {role.upper()} image, found {len(found)} ({names})",
+            path=folder,
+            hint=f"leave exactly one {role.upper()} image ({', '.join(IMAGE_SUFFIXES)}) in this folder",
+        )
+    return found[0]
+
+
+def find_container_input(input_dir: PathLike = "/input") -> ContainerInput:
+    """Locate the CT, PET and ``ehr.json`` of a Grand Challenge input folder.
+
+    Raises
+    ------
+    DataError
+        ``images/ct`` or ``images/pet`` missing, or not holding exactly one image;
+        ``ehr.json`` that is not a JSON object.
+    """
+    root = Path(input_dir)
+    if not root.is_dir():
+        raise DataError("input folder not found", path=root, hint="mount the case at /input or pass --input")
+    ct = _single_image(root / CT_DIR, "ct")
+    pet = _single_image(root / PET_DIR, "pet")
+    ehr: dict[str, Any] | None = None
+    ehr_path = root / EHR_FILE
+    if ehr_path.is_file():
+        try:
+            data = json.loads(ehr_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(
+                f"cannot read the clinical values ({exc})", path=ehr_path, hint="give a JSON object"
+            ) from None
+        if not isinstance(data, dict):
+            raise DataError("clinical values are not a JSON object", path=ehr_path, hint="give a JSON object")
+        ehr = data
+    return ContainerInput(ct_path=ct, pet_path=pet, ehr=ehr)
+
+
+def container_predict(
+    input_dir: PathLike = "/input",
+    output_dir: PathLike = "/output",
+    *,
+    models: Sequence[PathLike] | None = None,
+    predictor: Predictor | None = None,
+    tta: bool = False,
+    device: str = "auto",
+    largest_component: bool = False,
+    min_gtvn_volume: float = 0.0,
+    num_threads: int | None = None,
+) -> ContainerResult:
+    """Segment the single case of a Grand Challenge input folder and write ``output.mha``.
+
+    Parameters
+    ----------
+    input_dir
+        Holds ``images/ct/*.mha``, ``images/pet/*.mha`` and optionally ``ehr.json``.
+    output_dir
+        ``images/tumor-lymph-node-segmentation/output.mha`` is written below it.
+    models
+        Checkpoints (ensemble if several); ignored when ``predictor`` is given.
+    predictor
+        An already loaded :class:`~hecktorseg.inference.Predictor`.
+    tta, device, largest_component, min_gtvn_volume, num_threads
+        As for :meth:`Predictor.from_checkpoints` (and ``hecktorseg predict``).
+
+    Raises
+    ------
+    DataError
+        Bad input folder (see :func:`find_container_input`), unreadable images.
+    ConfigError, CheckpointError
+        No or unloadable model.
+    """
+    found = find_container_input(input_dir)
+    if found.ehr is not None:
+        logger.info("ehr.json: %d clinical value(s) (not used by the segmentation)", len(found.ehr))
+    if predictor is None:
+        predictor = Predictor.from_checkpoints(
+            list(models or []),
+            device=device,
+            tta=tta,
+            largest_component=largest_component,
+            min_gtvn_volume=min_gtvn_volume,
+            num_threads=num_threads,
+        )
+    case = Case(found.case_id, "", found.ct_path, found.pet_path)
+    prediction = predictor.predict_case(case)
+    dest = Path(output_dir) / OUTPUT_RELPATH
+    write_image(prediction.mask, dest)
+    values, counts = np.unique(sitk.GetArrayViewFromImage(prediction.mask), return_counts=True)
+    labels = {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+    logger.info("%s: wrote %s (voxels per label %s)", found.case_id, dest, labels)
+    return ContainerResult(output_path=dest, labels=labels, input=found)

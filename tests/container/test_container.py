@@ -1,0 +1,218 @@
+"""``container predict`` (the inside of the Grand Challenge image) and ``container build``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from typer.testing import CliRunner
+
+from hecktorseg.cli import app
+from hecktorseg.container import (
+    BUILD_FILES,
+    OUTPUT_RELPATH,
+    TORCH_VERSION,
+    build_context,
+    container_predict,
+    find_container_input,
+)
+from hecktorseg.errors import ConfigError, DataError
+from hecktorseg.inference import Predictor, predict_dataset
+from hecktorseg.io import Case, read_image, write_image
+
+runner = CliRunner()
+
+
+def make_gc_input(case: Case, dest: Path, *, ehr: str | None = '{"Age": 60, "HPV Status": null}') -> Path:
+    """Write a case as a Grand Challenge input folder (.mha files with arbitrary names)."""
+    write_image(read_image(case.ct_path, kind="ct"), dest / "images" / "ct" / "8c1d-ct.mha")
+    write_image(read_image(case.pet_path, kind="pet"), dest / "images" / "pet" / "0a7f-pet.mha")
+    if ehr is not None:
+        (dest / "ehr.json").write_text(ehr)
+    return dest
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetSpacing(), b.GetSpacing())
+        and np.allclose(a.GetOrigin(), b.GetOrigin())
+        and np.allclose(a.GetDirection(), b.GetDirection())
+    )
+
+
+def test_container_predict_equals_predict(
+    nodes_dataset: tuple[Path, list[Case]], three_class_ckpts: list[Path], tmp_path: Path
+) -> None:
+    root, cases = nodes_dataset
+    predictor = Predictor.from_checkpoints(three_class_ckpts, device="cpu", tta=True)
+    report = predict_dataset(root, tmp_path / "preds", predictor)
+    assert report.ok and len(report.done) == 2
+    for case in cases:
+        gc_in = make_gc_input(case, tmp_path / case.patient_id / "input")
+        gc_out = tmp_path / case.patient_id / "output"
+        result = container_predict(gc_in, gc_out, models=three_class_ckpts, tta=True, device="cpu")
+        assert result.output_path == gc_out / OUTPUT_RELPATH and result.output_path.is_file()
+        assert result.input.ehr == {"Age": 60, "HPV Status": None}
+        got = sitk.ReadImage(str(result.output_path))
+        want = sitk.ReadImage(str(tmp_path / "preds" / f"{case.patient_id}.nii.gz"))
+        ct = sitk.ReadImage(str(case.ct_path))
+        assert got.GetPixelID() == sitk.sitkUInt8
+        assert _same_grid(got, ct)
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(got), sitk.GetArrayFromImage(want))
+        assert set(np.unique(sitk.GetArrayFromImage(got))) <= {0, 1, 2}
+
+
+def test_container_cli_and_entry_point_defaults(
+    nodes_dataset: tuple[Path, list[Case]], three_class_ckpts: list[Path], tmp_path: Path
+) -> None:
+    _, cases = nodes_dataset
+    gc_in = make_gc_input(cases[0], tmp_path / "in", ehr=None)
+    result = runner.invoke(
+        app,
+        ["container", "predict", "--input", str(gc_in), "--output", str(tmp_path / "out"),
+         "--model", str(three_class_ckpts[0]), "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / OUTPUT_RELPATH).is_file()
+    # --input and --output default to the Grand Challenge folders
+    help_text = runner.invoke(app, ["container", "predict", "--help"]).output
+    assert "/input" in help_text and "/output" in help_text
+
+
+@pytest.mark.parametrize("n_ct", [0, 2])
+def test_ct_folder_with_zero_or_two_images_is_a_one_line_error(
+    nodes_dataset: tuple[Path, list[Case]], three_class_ckpts: list[Path], tmp_path: Path, n_ct: int
+) -> None:
+    _, cases = nodes_dataset
+    gc_in = make_gc_input(cases[0], tmp_path / "in")
+    ct_dir = gc_in / "images" / "ct"
+    if n_ct == 0:
+        (ct_dir / "8c1d-ct.mha").unlink()
+    else:
+        shutil.copy(ct_dir / "8c1d-ct.mha", ct_dir / "second.mha")
+    with pytest.raises(DataError, match=f"exactly one CT image, found {n_ct}"):
+        find_container_input(gc_in)
+    result = runner.invoke(
+        app,
+        ["container", "predict", "--input", str(gc_in), "--output", str(tmp_path / "out"),
+         "--model", str(three_class_ckpts[0])],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "images/ct" in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / "out" / OUTPUT_RELPATH).exists()
+
+
+def test_missing_pet_and_bad_ehr_are_clear_errors(
+    nodes_dataset: tuple[Path, list[Case]], tmp_path: Path
+) -> None:
+    _, cases = nodes_dataset
+    gc_in = make_gc_input(cases[0], tmp_path / "in", ehr="[1, 2]")
+    with pytest.raises(DataError, match="not a JSON object"):
+        find_container_input(gc_in)
+    shutil.rmtree(gc_in / "images" / "pet")
+    with pytest.raises(DataError, match="no pet folder"):
+        find_container_input(gc_in)
+
+
+def test_build_writes_a_complete_context(three_class_ckpts: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "ctx"
+    result = build_context(out, three_class_ckpts, tta=True, min_gtvn_volume=50.0)
+    for name in BUILD_FILES:
+        assert (out / name).is_file(), name
+    assert {p.name for p in (out / "models").iterdir()} == {"model_0.pt", "model_1.pt"}
+    assert (out / "models" / "model_0.pt").read_bytes() == three_class_ckpts[0].read_bytes()
+    assert (out / "src" / "hecktorseg" / "container" / "predict.py").is_file()
+    assert not list(out.rglob("__pycache__"))
+    assert (out / "sample" / "input" / "images" / "ct" / "sample-ct.mha").is_file()
+    assert (out / "sample" / "input" / "images" / "pet" / "sample-pet.mha").is_file()
+    assert json.loads((out / "sample" / "input" / "ehr.json").read_text())["PatientID"] == "SAMPLE-001"
+    assert set(result.files) >= set(BUILD_FILES)
+    assert os.access(out / "run_sample.sh", os.X_OK) and os.access(out / "entrypoint.py", os.X_OK)
+
+    docker = (out / "Dockerfile").read_text()
+    instructions = [
+        line.split()[0]
+        for line in docker.splitlines()
+        if line and not line[0].isspace() and not line.startswith("#")
+    ]
+    user_at = max(i for i, word in enumerate(instructions) if word == "USER")
+    # a non-root user, set after every RUN (nothing is installed or fetched once the user runs)
+    user_line = next(line for line in docker.splitlines() if line.startswith("USER "))
+    assert user_line.split()[1] not in ("root", "0")
+    assert all(word != "RUN" for word in instructions[user_at:])
+    # a CPU torch, pinned, from the CPU index; hecktorseg from the copied source
+    assert f"torch=={TORCH_VERSION}" in docker and "download.pytorch.org/whl/cpu" in docker
+    assert "COPY src/" in docker and "COPY models/" in docker
+    entry = next(line for line in docker.splitlines() if line.startswith("ENTRYPOINT"))
+    assert "entrypoint.py" in entry and not re.search(r"pip|curl|wget|http", entry)
+    requirements = (out / "requirements.txt").read_text().split()
+    assert all("==" in r for r in requirements) and any(r.startswith("numpy==") for r in requirements)
+    entrypoint = (out / "entrypoint.py").read_text()
+    assert "http" not in entrypoint and "--tta" in entrypoint and "'--min-gtvn-volume', '50.0'" in entrypoint
+    script = (out / "run_sample.sh").read_text()
+    assert "--network none" in script and ":/input:ro" in script and ":/output" in script
+    info = json.loads((out / "build-info.json").read_text())
+    assert info["tta"] is True and len(info["models"]) == 2 and len(info["models"][0]["sha256"]) == 64
+    readme = (out / "README.md").read_text()
+    assert "docker save" in readme and "output.mha" in readme
+    # the context is not silently replaced
+    with pytest.raises(ConfigError, match="not empty"):
+        build_context(out, three_class_ckpts)
+
+
+def test_built_entry_point_runs_on_folders(
+    nodes_dataset: tuple[Path, list[Case]], three_class_ckpts: list[Path], tmp_path: Path
+) -> None:
+    """The entry point of the image, run from the build context with its own copy of hecktorseg."""
+    _, cases = nodes_dataset
+    out = tmp_path / "ctx"
+    runner_result = runner.invoke(
+        app, ["container", "build", str(out), "--model", str(three_class_ckpts[0]), "--no-sample"]
+    )
+    assert runner_result.exit_code == 0, runner_result.output
+    assert not (out / "sample").exists()
+    gc_in = make_gc_input(cases[1], tmp_path / "in")
+    env = {**os.environ, "PYTHONPATH": str(out / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(out / "entrypoint.py"), "--input", str(gc_in), "--output", str(tmp_path / "out"),
+         "--device", "cpu"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = sitk.ReadImage(str(tmp_path / "out" / OUTPUT_RELPATH))
+    predictor = Predictor.from_checkpoints([three_class_ckpts[0]], device="cpu")
+    want = predictor.predict_case(cases[1]).mask
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(got), sitk.GetArrayFromImage(want))
+    # it read only the input and wrote only the output
+    assert sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file()
+    ) == [OUTPUT_RELPATH]
+    assert not list(out.rglob("__pycache__"))
+
+
+def test_build_with_a_wheel_installs_it_instead_of_the_source(
+    three_class_ckpts: list[Path], tmp_path: Path
+) -> None:
+    wheel = tmp_path / "hecktorseg-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip: enough for the context
+    out = tmp_path / "ctx"
+    build_context(out, three_class_ckpts[:1], wheel=wheel, sample=False)
+    docker = (out / "Dockerfile").read_text()
+    assert f"pip install --no-deps /opt/algorithm/wheels/{wheel.name}" in docker
+    assert "COPY src/" not in docker and not (out / "src").exists()
+    assert (out / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
+    other = tmp_path / "other-1.0-py3-none-any.whl"
+    other.write_bytes(b"")
+    with pytest.raises(ConfigError, match="not a hecktorseg wheel"):
+        build_context(tmp_path / "ctx2", three_class_ckpts[:1], wheel=other)
+    assert not (tmp_path / "ctx2").exists()
