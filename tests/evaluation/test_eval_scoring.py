@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from hecktorseg.errors import DataError, GeometryError
 from hecktorseg.evaluation import aggregated_dice, score_2020, score_2021, score_2022, summarize
-from hecktorseg.evaluation.scoring import box_grid, resample_to_box
+from hecktorseg.evaluation.scoring_box import box_grid, resample_to_box
 from hecktorseg.io import BBox
 
 SPACING = (1.0, 1.0, 2.0)  # x, y, z

@@ -2,9 +2,11 @@
 
 - :mod:`~hecktorseg.evaluation.metrics`: Dice, precision, recall, HD95, ASSD,
   surface Dice and volumes on NumPy arrays (spacing in the array's axis order).
-- :mod:`~hecktorseg.evaluation.scoring`: per-case official scores
-  (:func:`score_2020`, :func:`score_2021`, :func:`score_2022`), the 2022
-  aggregated Dice and the summaries.
+- :mod:`~hecktorseg.evaluation.scoring`: the per-case record, the checks
+  every edition shares and the summaries; the per-case official scores by
+  edition in :mod:`~hecktorseg.evaluation.scoring_box` (:func:`score_2020`,
+  :func:`score_2021`) and :mod:`~hecktorseg.evaluation.scoring_2022`
+  (:func:`score_2022`, the 2022 aggregated Dice).
 - :mod:`~hecktorseg.evaluation.scoring_2025` and
   :mod:`~hecktorseg.evaluation.detection`: the 2025/2026 scores (GTVp mean
   Dice, GTVn aggregated Dice, aggregated F1 of lesion detection);
@@ -56,17 +58,10 @@ from hecktorseg.evaluation.rules import (
     ScoringOptions,
     get_rules,
 )
-from hecktorseg.evaluation.scoring import (
-    LABEL_NAMES_2022,
-    CaseScore,
-    aggregated_dice,
-    check_box_overlaps,
-    score_2020,
-    score_2021,
-    score_2022,
-    summarize,
-)
+from hecktorseg.evaluation.scoring import CaseScore, summarize
+from hecktorseg.evaluation.scoring_2022 import LABEL_NAMES_2022, aggregated_dice, score_2022
 from hecktorseg.evaluation.scoring_2025 import LABEL_NAMES_2025, score_2025, summarize_2025
+from hecktorseg.evaluation.scoring_box import check_box_overlaps, score_2020, score_2021
 from hecktorseg.evaluation.visualize import find_visualization_cases, visualize_case, visualize_dataset
 
 __all__ = [

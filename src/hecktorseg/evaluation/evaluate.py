@@ -1,32 +1,41 @@
-"""Scoring a folder of predictions against a ground-truth dataset: :func:`evaluate`."""
+"""Scoring prediction folders against a ground-truth dataset: :func:`evaluate` and :func:`evaluate_runs`.
+
+Finding the ground truth and the predictions is in
+:mod:`hecktorseg.evaluation.ground_truth`; the result records and the files
+written (``per_case.csv``, ``summary.json``, ``ranking.csv``) in
+:mod:`hecktorseg.evaluation.results`.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 import SimpleITK as sitk
 
-from hecktorseg.errors import DataError, GeometryError, LayoutError
-from hecktorseg.evaluation.ranking import RANKING_COLUMNS, RunRanking
-from hecktorseg.evaluation.rules import RULES, EditionRules, ScoringOptions, get_rules
-from hecktorseg.evaluation.scoring import CaseScore, check_box_overlaps
-from hecktorseg.io import (
-    IMAGE_SUFFIXES,
-    BBox,
-    Layout,
-    atomic_write_text,
-    read_image,
+from hecktorseg.errors import DataError, GeometryError
+from hecktorseg.evaluation.ground_truth import (
+    GroundTruthCase,
+    _strip_suffix,
+    find_ground_truth,
+    find_prediction,
 )
-from hecktorseg.io.layout_specs import split_image_suffix
+from hecktorseg.evaluation.results import (
+    EvaluationResult,
+    RankingResult,
+    _check_free,
+    _write_outputs,
+    _write_ranking,
+    metric_columns,
+)
+from hecktorseg.evaluation.rules import RULES, EditionRules, ScoringOptions, get_rules
+from hecktorseg.evaluation.scoring import CaseScore
+from hecktorseg.evaluation.scoring_box import check_box_overlaps
+from hecktorseg.io import IMAGE_SUFFIXES, Layout, read_image
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
@@ -42,243 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class GroundTruthCase:
-    """One ground-truth label map to score against.
-
-    Attributes
-    ----------
-    patient_id
-        The case.
-    label_path
-        Its label map.
-    bbox
-        Its box (world mm), from the dataset's or the given table.
-    """
-
-    patient_id: str
-    label_path: Path
-    bbox: BBox | None = None
-
-
-@attrs.frozen
-class EvaluationResult:
-    """What :func:`evaluate` found.
-
-    Attributes
-    ----------
-    edition
-        ``"2020"``, ``"2021"``, ``"2022"``, ``"2025"`` or ``"2026"``.
-    cases
-        One :class:`~hecktorseg.evaluation.CaseScore` per ground-truth case, sorted by id.
-    summary
-        The summary (see :func:`~hecktorseg.evaluation.summarize`).
-    per_case_csv, summary_json
-        The files written, if an output folder was given.
-    """
-
-    edition: str
-    cases: tuple[CaseScore, ...]
-    summary: dict[str, Any]
-    per_case_csv: Path | None = None
-    summary_json: Path | None = None
-
-    @property
-    def rules(self) -> EditionRules:
-        """The edition's scoring rules."""
-        return get_rules(self.edition)
-
-    @property
-    def headline(self) -> float:
-        """The edition's main figure (``summary[rules.headline]``: mean Dice, mean DSCagg, GTVp mean Dice)."""
-        value = self.summary.get(self.rules.headline)
-        return math.nan if value is None else float(value)
-
-    @property
-    def mean_dice(self) -> float:
-        """``summary["mean_dice"]``: the mean per-case Dice (NaN if there are no cases).
-
-        The 2025/2026 summaries have no ``mean_dice``; there it is ``gtvp_mean_dice``.
-        """
-        value = self.summary.get("mean_dice", self.summary.get("gtvp_mean_dice"))
-        return math.nan if value is None else float(value)
-
-    @property
-    def per_case_dice(self) -> dict[str, float]:
-        """Patient id → Dice (2022, 2025, 2026: the mean over the labels present)."""
-        return {c.patient_id: float(c.metrics.get("dice", math.nan)) for c in self.cases}
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per case (``patient_id``, ``status``, the metrics, ``message``)."""
-        columns = metric_columns(self.edition)
-        return [
-            {
-                "patient_id": c.patient_id,
-                "status": c.status,
-                **{k: c.metrics.get(k, math.nan) for k in columns},
-                "message": c.message,
-            }
-            for c in self.cases
-        ]
-
-
-@attrs.frozen
-class RankingResult:
-    """What :func:`evaluate_runs` found: each run's evaluation and their ranking.
-
-    Attributes
-    ----------
-    edition
-        The rules used.
-    runs
-        Run name → its :class:`EvaluationResult` (in the order given).
-    ranking
-        One :class:`~hecktorseg.evaluation.RunRanking` per run, best first.
-    ranking_csv
-        ``ranking.csv``, if an output folder was given.
-    """
-
-    edition: str
-    runs: dict[str, EvaluationResult]
-    ranking: tuple[RunRanking, ...]
-    ranking_csv: Path | None = None
-
-
-def metric_columns(edition: EditionRules | str) -> list[str]:
-    """The metric columns of ``per_case.csv`` for an edition, in order."""
-    return list(get_rules(edition).metric_columns)
-
-
-def _strip_suffix(name: str) -> str | None:
-    split = split_image_suffix(name)
-    return None if split is None else split[0]
-
-
-def find_prediction(pred_dir: PathLike, patient_id: str) -> Path | None:
-    """The prediction file ``<pred_dir>/<patient_id>.nii.gz`` (or another image suffix), if any."""
-    root = Path(pred_dir)
-    for suffix in IMAGE_SUFFIXES:
-        candidate = root / f"{patient_id}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _label_folder(root: Path, boxes: Mapping[str, BBox]) -> list[GroundTruthCase]:
-    out = []
-    for path in sorted(root.iterdir()):
-        pid = _strip_suffix(path.name) if path.is_file() and not path.name.startswith(".") else None
-        if pid is not None:
-            out.append(GroundTruthCase(pid, path, boxes.get(pid)))
-    return out
-
-
-def find_ground_truth(
-    gt_dir: PathLike,
-    *,
-    layout: Layout | str | None = None,
-    bbox_table: PathLike | None = None,
-) -> list[GroundTruthCase]:
-    """The ground-truth label maps of a dataset folder or of a folder of ``<PID>.nii.gz`` label files.
-
-    Parameters
-    ----------
-    gt_dir
-        A dataset in any layout :func:`hecktorseg.io.discover_cases` reads
-        (cases without a label are skipped; only the label maps are needed, so a
-        case without its CT or PET is still found), a HECKTOR 2025/2026 Task 1
-        folder holding only the ``<PID>/<PID>.nii.gz`` label maps, or a folder of
-        label files named by patient id, as the organisers kept them.
-    layout
-        Force a dataset layout instead of detecting it.
-    bbox_table
-        A box table (``PatientID,x1,x2,y1,y2,z1,z2``) overriding / completing the dataset's.
-
-    Raises
-    ------
-    DataError, LayoutError
-        The folder does not exist or holds neither a dataset nor label files.
-    """
-    from hecktorseg.io import discover_cases, read_bbox_table
-
-    root = Path(gt_dir)
-    if not root.is_dir():
-        raise DataError("ground-truth folder not found", path=root, hint="give a dataset or a label folder")
-    # only the label maps are read here: a case without its CT or PET is still scored
-    try:
-        cases = discover_cases(root, layout=layout, bbox_table=bbox_table, strict=False, require_images=False)
-    except LayoutError:
-        if layout is not None:
-            raise
-        try:  # label maps alone in patient folders: <PID>/<PID>.nii.gz, as the 2025/2026 layout keeps them
-            cases = discover_cases(
-                root, layout=Layout.HECKTOR2025, bbox_table=bbox_table, require_images=False
-            )
-        except LayoutError:
-            cases = []
-    labelled = [
-        GroundTruthCase(c.patient_id, c.label_path, c.bbox) for c in cases if c.label_path is not None
-    ]
-    if labelled:
-        return sorted(labelled, key=lambda g: g.patient_id)
-    boxes = read_bbox_table(bbox_table) if bbox_table is not None else {}
-    folder = _label_folder(root, boxes)
-    if not folder:
-        raise LayoutError(
-            "found no ground-truth label maps",
-            path=root,
-            hint="give a dataset folder (2020/2021/2022/2025/2026/nnU-Net layout) or a folder of "
-            "<PID>.nii.gz label files",
-        )
-    return folder
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.8g}"
-    return str(value)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _check_free(paths: list[Path], force: bool) -> None:
-    if force:
-        return
-    for path in paths:
-        if path.exists():
-            raise DataError(
-                "evaluation output already exists",
-                path=path,
-                hint="choose another output folder or pass force=True",
-            )
-
-
-def _write_outputs(result: EvaluationResult, out_dir: Path) -> EvaluationResult:
-    csv_path, json_path = out_dir / "per_case.csv", out_dir / "summary.json"
-    rows = result.rows()
-    buffer = io.StringIO()
-    fieldnames = ["patient_id", "status", *metric_columns(result.edition), "message"]
-    writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _format(v) for k, v in row.items()})
-    atomic_write_text(csv_path, buffer.getvalue())
-    atomic_write_text(json_path, json.dumps(_json_safe(result.summary), indent=2, allow_nan=False) + "\n")
-    return attrs.evolve(result, per_case_csv=csv_path, summary_json=json_path)
 
 
 def evaluate(
@@ -555,13 +327,7 @@ def evaluate_runs(
     if out_path is not None:
         results = {name: _write_outputs(r, out_path / name) for name, r in results.items()}
         csv_path = out_path / "ranking.csv"
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=[*RANKING_COLUMNS, "predictions"], lineterminator="\n")
-        writer.writeheader()
-        for entry in ranking:
-            row = {k: _format(v) for k, v in entry.row().items()}
-            writer.writerow({**row, "predictions": str(runs[entry.run])})
-        atomic_write_text(csv_path, buffer.getvalue())
+        _write_ranking(ranking, runs, csv_path)
     return RankingResult(edition=rules.edition, runs=results, ranking=ranking, ranking_csv=csv_path)
 
 

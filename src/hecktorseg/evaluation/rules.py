@@ -18,17 +18,12 @@ import SimpleITK as sitk
 
 from hecktorseg.errors import DataError
 from hecktorseg.evaluation.ranking import RunRanking, rank_runs_2025
-from hecktorseg.evaluation.scoring import (
+from hecktorseg.evaluation.scoring import CaseScore, Status
+from hecktorseg.evaluation.scoring_2022 import (
     LABEL_NAMES_2022,
-    CaseScore,
-    Status,
     missing_score_2022,
-    missing_score_box,
-    score_2020,
-    score_2021,
     score_2022,
     summarize_2022,
-    summarize_box,
 )
 from hecktorseg.evaluation.scoring_2025 import (
     LABEL_NAMES_2025,
@@ -38,6 +33,7 @@ from hecktorseg.evaluation.scoring_2025 import (
     score_2025,
     summarize_2025,
 )
+from hecktorseg.evaluation.scoring_box import missing_score_box, score_2020, score_2021, summarize_box
 from hecktorseg.io import LABELS_BINARY, LABELS_GTVP_GTVN, BBox
 
 __all__ = [

@@ -49,7 +49,8 @@ import SimpleITK as sitk
 from hecktorseg.errors import GeometryError
 from hecktorseg.evaluation import metrics
 from hecktorseg.evaluation.detection import IOU_THRESHOLD, aggregated_f1, match_lesions
-from hecktorseg.evaluation.scoring import LABEL_NAMES_2022, CaseScore, Status, _check_values
+from hecktorseg.evaluation.scoring import CaseScore, Status, _check_values
+from hecktorseg.evaluation.scoring_2022 import LABEL_NAMES_2022
 from hecktorseg.io import LABELS_GTVP_GTVN, Geometry
 
 __all__ = [

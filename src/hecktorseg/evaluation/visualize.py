@@ -24,7 +24,7 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError, HecktorsegError, LayoutError
-from hecktorseg.evaluation.scoring import LABEL_NAMES_2022
+from hecktorseg.evaluation.scoring_2022 import LABEL_NAMES_2022
 from hecktorseg.io import Case, Layout, atomic_path, ensure_output_dir, read_image
 from hecktorseg.typing import PathLike, ProgressCallback
 
