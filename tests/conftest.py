@@ -1,7 +1,12 @@
 """Suite-wide test settings: headless plotting, CPU threads, seeds and markers.
 
 Area-specific fixtures (tiny synthetic datasets, checkpoints, …) live in
-``tests/<area>/conftest.py``; only global things belong here.
+``tests/<area>/conftest.py``; here are only global things and the fixtures that
+several areas share (``preprocessed_dir``: training and the ``train`` command).
+
+The suite runs with ``--import-mode=importlib`` (pyproject.toml), which does not
+put test folders on ``sys.path``; the helper modules that tests import by name
+(``pre_phantoms``, ``robust_helpers``) are made importable below.
 """
 
 from __future__ import annotations
@@ -11,8 +16,15 @@ import random
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# Helper modules imported by name from several test folders (importlib mode adds no test folder to sys.path).
+_TESTS = Path(__file__).resolve().parent
+for _helpers in (_TESTS / "preprocessing", _TESTS / "robustness"):  # pre_phantoms.py, robust_helpers.py
+    if str(_helpers) not in sys.path:
+        sys.path.insert(0, str(_helpers))
 
 # Plots are written to files, never shown: pick the headless backend before matplotlib loads.
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -87,3 +99,25 @@ def _seed_everything() -> Iterator[None]:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close("all")
+
+
+N_CASES = 8
+
+
+def make_preprocessed(root: Path, n_cases: int = N_CASES, seed: int = 0) -> Path:
+    """Write ``n_cases`` synthetic phantoms and preprocess them to 32³ voxels of 4.5 mm."""
+    from hecktorseg.data.synthetic import write_synthetic_dataset
+    from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
+
+    raw = root / "raw"
+    out = root / "pre"
+    write_synthetic_dataset(raw, n_cases=n_cases, seed=seed)
+    report = preprocess_dataset(raw, out, PreprocessConfig(spacing=(4.5, 4.5, 4.5), size=(32, 32, 32)))
+    assert not report.failed, report.failed
+    return out
+
+
+@pytest.fixture(scope="session")
+def preprocessed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A preprocessed dataset of 8 synthetic cases (two per centre: CHGJ, CHMR, CHUM, CHUS)."""
+    return make_preprocessed(tmp_path_factory.mktemp("training-data"))

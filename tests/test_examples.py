@@ -2,8 +2,8 @@
 
 Each script runs in a fresh interpreter (as a user would run it); the tests then
 read the files it wrote and parse its printed summary. The YAML files of
-``examples/`` are checked in tests/preprocessing/test_pre_cli.py and
-tests/training/test_train_config.py.
+``examples/`` are checked in tests/cli/test_preprocess.py and
+tests/training/test_config.py.
 """
 
 from __future__ import annotations

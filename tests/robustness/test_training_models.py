@@ -5,7 +5,7 @@ a one-line error naming the file and the problem (exit code != 0, no traceback, 
 output, the other patients still processed), or a correct result.
 
 The DDP case (a rank that reaches ``train()`` after rank 0 wrote ``split.json``) lives in
-``tests/training/test_train_ddp.py``, whose two processes it shares.
+``tests/training/test_distributed.py``, whose two processes it shares.
 """
 
 from __future__ import annotations

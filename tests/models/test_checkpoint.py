@@ -28,7 +28,7 @@ def original_layout(n_filters: int = 4, reduction: int = 2, n_classes: int = 1) 
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_original_checkpoint_loads(tmp_path: Path, prefix: str, random_state_dict) -> None:
     """Loading and inference of hyper-parameters; the function computed (axis order) is tested
-    against the original convention in test_original_axis_order.py."""
+    against the original convention in test_checkpoint_original.py."""
     state = random_state_dict(original_layout(), seed=7)
     path = tmp_path / "original.pth"
     torch.save({prefix + k: v for k, v in state.items()}, path)
