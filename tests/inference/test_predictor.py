@@ -220,11 +220,19 @@ def test_from_checkpoints_reads_the_preprocessing(tmp_path: Path) -> None:
         Predictor.from_checkpoints([paths[0], other], device="cpu")
 
 
-def test_geometry_helper_round_trip(toys: SimpleNamespace) -> None:
-    g = toys.ct_geometry((1.0, 1.0, 2.0), direction=toys.rotation_z(30.0))
+def test_world_index_mapping_on_a_rotated_ct_grid_agrees_with_simpleitk(toys: SimpleNamespace) -> None:
+    """The world <-> index mapping that puts predictions back on rotated CT grids, against SimpleITK's own."""
+    g = toys.ct_geometry((1.0, 1.2, 2.0), origin_shift=(3.3, -2.1, 1.7), direction=toys.rotation_z(30.0))
     assert isinstance(g, Geometry)
-    centre_index = g.world_to_index(toys.CENTRE)
-    np.testing.assert_allclose(centre_index, (np.asarray(g.size) - 1) / 2, atol=1e-9)
+    reference = sitk.Image([int(s) for s in g.size], sitk.sitkUInt8)
+    reference.SetSpacing([float(s) for s in g.spacing])
+    reference.SetOrigin([float(o) for o in g.origin])
+    reference.SetDirection([float(d) for d in g.direction])
+    rng = np.random.default_rng(0)
+    for point in toys.CENTRE + rng.uniform(-60.0, 60.0, size=(6, 3)):
+        expected = np.asarray(reference.TransformPhysicalPointToContinuousIndex([float(v) for v in point]))
+        np.testing.assert_allclose(g.world_to_index(point), expected, atol=1e-9)
+        np.testing.assert_allclose(g.index_to_world(expected), point, atol=1e-9)
 
 
 @pytest.mark.gpu
