@@ -17,15 +17,14 @@ otherwise the letters at the start of the patient id (``CHUM-001`` → ``CHUM``)
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TypeAlias
 
 from hecktorseg.errors import DataError
+from hecktorseg.io._csv import open_csv_table
 from hecktorseg.typing import PathLike
 
 __all__ = [
@@ -178,22 +177,14 @@ def read_clinical_table(path: PathLike, *, require_centre: bool = False) -> dict
         or appears twice (the message names the table and the lines); with
         ``require_centre``, the table lacks ``CenterID``.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError("clinical table not found", path=p, hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read clinical table ({exc})", path=p, hint="give a UTF-8 CSV file") from None
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DataError(
-            "clinical table is empty", path=p, hint=f"the first line must name the columns ({ID_COLUMN}, …)"
-        ) from None
-    except csv.Error as exc:
-        raise DataError(f"line 1: not valid CSV ({exc})", path=p, hint="fix the table") from None
+    p, raw_header, reader = open_csv_table(
+        path,
+        what="clinical table",
+        not_found_hint="check the path",
+        empty_hint=f"the first line must name the columns ({ID_COLUMN}, …)",
+        bad_csv_hint="fix the table",
+    )
+    header = [h.strip() for h in raw_header]
     if require_centre and CENTRE_COLUMN not in header:
         raise DataError(
             f"clinical table has no {CENTRE_COLUMN} column (header: {','.join(header)})",

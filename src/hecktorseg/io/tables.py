@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hecktorseg.errors import DataError
+from hecktorseg.io._csv import open_csv_table
 from hecktorseg.io.atomic import atomic_write_text
 from hecktorseg.io.bbox import BBox
-from hecktorseg.io.files import check_input_file
 from hecktorseg.typing import PathLike
 
 __all__ = ["BBOX_COLUMNS", "read_bbox_table", "write_bbox_table"]
@@ -48,24 +48,13 @@ def read_bbox_table(path: PathLike) -> dict[str, BBox]:
         appears twice, or the table has no rows. The message names the file and
         the line number (the header is line 1).
     """
-    p = Path(path)
-    if p.exists():
-        check_input_file(p, what="box table")  # a FIFO or device would block or never end
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError("box table not found", path=p, hint="check the path to the bbox CSV") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read box table ({exc})", path=p, hint="give a UTF-8 CSV file") from None
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DataError(
-            "box table is empty", path=p, hint="the first line must be PatientID,x1,x2,y1,y2,z1,z2"
-        ) from None
-    except csv.Error as exc:
-        raise DataError(f"line 1: not valid CSV ({exc})", path=p, hint=_FIX) from None
+    p, header, reader = open_csv_table(
+        path,
+        what="box table",
+        not_found_hint="check the path to the bbox CSV",
+        empty_hint="the first line must be PatientID,x1,x2,y1,y2,z1,z2",
+        bad_csv_hint=_FIX,
+    )
     names = [h.strip() for h in header]
     # The first column is the patient id, whatever its header says (some exports leave it blank).
     if names and names[0] != "PatientID" and "PatientID" not in names:
