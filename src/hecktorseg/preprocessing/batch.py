@@ -33,14 +33,8 @@ from hecktorseg.preprocessing._workers import _worker_pool
 from hecktorseg.preprocessing.case import preprocess_case
 from hecktorseg.preprocessing.checks import GRID_MULTIPLE, check_trainable_size, missing_labels
 from hecktorseg.preprocessing.config import PreprocessConfig, default_preprocess_config
-from hecktorseg.preprocessing.manifest import (
-    MANIFEST_NAME,
-    ManifestEntry,
-    _now,
-    merge_manifests,
-    record_path,
-    write_record,
-)
+from hecktorseg.preprocessing.manifest import MANIFEST_NAME, merge_manifests
+from hecktorseg.preprocessing.record import ManifestEntry, _now, record_path, write_record
 from hecktorseg.preprocessing.resume import _clean_case_dir, _sources, _up_to_date
 from hecktorseg.reports import BatchReport
 from hecktorseg.typing import PathLike, ProgressCallback

@@ -17,7 +17,7 @@ from hecktorseg.io import (
 )
 from hecktorseg.io.files import check_input_file, is_stale_temp
 from hecktorseg.preprocessing.config import PreprocessConfig
-from hecktorseg.preprocessing.manifest import (
+from hecktorseg.preprocessing.record import (
     ManifestEntry,
     SourceFile,
     record_path,
