@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,3 +62,22 @@ def open_csv_table(
     except csv.Error as exc:
         raise DataError(f"line 1: not valid CSV ({exc})", path=p, hint=bad_csv_hint) from None
     return p, header, reader
+
+
+def csv_rows(reader: Reader, path: Path, *, bad_csv_hint: str) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows of a table after its header, each with its line number.
+
+    Raises
+    ------
+    DataError
+        A line is not valid CSV (the message names the line).
+    """
+    try:
+        for row in reader:
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise DataError(
+            f"line {reader.line_num}: not valid CSV ({exc})", path=path, hint=bad_csv_hint
+        ) from None

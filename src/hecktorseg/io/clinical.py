@@ -16,7 +16,6 @@ otherwise the letters at the start of the patient id (``CHUM-001`` → ``CHUM``)
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import re
@@ -24,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeAlias
 
 from hecktorseg.errors import DataError
-from hecktorseg.io._csv import open_csv_table
+from hecktorseg.io._csv import csv_rows, open_csv_table
 from hecktorseg.typing import PathLike
 
 __all__ = [
@@ -194,29 +193,21 @@ def read_clinical_table(path: PathLike, *, require_centre: bool = False) -> dict
     id_col = header.index(ID_COLUMN) if ID_COLUMN in header else 0
     rows: dict[str, ClinicalInfo] = {}
     seen_at: dict[str, int] = {}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            cells = row + [""] * (len(header) - len(row))
-            pid = cells[id_col].strip()
-            if not pid:
-                raise DataError(f"line {line}: empty {ID_COLUMN}", path=p, hint="fix the row")
-            if pid in seen_at:
-                raise DataError(
-                    f"clinical table has patient {pid} twice (lines {seen_at[pid]} and {line})",
-                    path=p,
-                    hint="keep one row per patient",
-                )
-            seen_at[pid] = line
-            rows[pid] = ClinicalInfo(
-                {name: _parse(cells[i]) for i, name in enumerate(header) if i != id_col and name}
+    for line, row in csv_rows(reader, p, bad_csv_hint="fix the table"):
+        cells = row + [""] * (len(header) - len(row))
+        pid = cells[id_col].strip()
+        if not pid:
+            raise DataError(f"line {line}: empty {ID_COLUMN}", path=p, hint="fix the row")
+        if pid in seen_at:
+            raise DataError(
+                f"clinical table has patient {pid} twice (lines {seen_at[pid]} and {line})",
+                path=p,
+                hint="keep one row per patient",
             )
-    except csv.Error as exc:
-        raise DataError(
-            f"line {reader.line_num}: not valid CSV ({exc})", path=p, hint="fix the table"
-        ) from None
+        seen_at[pid] = line
+        rows[pid] = ClinicalInfo(
+            {name: _parse(cells[i]) for i, name in enumerate(header) if i != id_col and name}
+        )
     return rows
 
 
