@@ -114,6 +114,23 @@ _TABLE_2025 = "HECKTOR_2025_Training_Task_1.csv"
 _TABLES_2025_IMAGESTR = ("hecktor2025_clinical_info_training.csv", "hecktor2025_endpoint_training.csv")
 _TABLE_2026 = "HECKTOR_2026_Training_Task.csv"
 
+
+def _neck_levels_synth(table: str, columns: tuple[str, ...]) -> SynthSpec:
+    """What ``synth`` writes for 2025 and 2026: nodes at neck levels II–IV and a clinical table.
+
+    The second patient has no lymph node and the third no primary tumour.
+    """
+    return SynthSpec(
+        id_format="{centre}-{number:03d}",
+        centres=_CENTRES_2022,
+        nodes="neck_levels",
+        clinical_table=table,
+        clinical_columns=columns,
+        no_primary_index=2,
+        no_nodes_index=1,
+    )
+
+
 LAYOUT_SPECS: tuple[LayoutSpec, ...] = (
     LayoutSpec(
         layout=Layout.NNUNET,
@@ -156,15 +173,7 @@ LAYOUT_SPECS: tuple[LayoutSpec, ...] = (
         label_names=("background", "GTVp", "GTVn"),
         clinical_tables=(_TABLE_2025, *_TABLES_2025_IMAGESTR),
         markers=(_TABLE_2025, *_TABLES_2025_IMAGESTR),
-        synth=SynthSpec(
-            id_format="{centre}-{number:03d}",
-            centres=_CENTRES_2022,
-            nodes="neck_levels",
-            clinical_table=_TABLE_2025,
-            clinical_columns=_COLUMNS_2025,
-            no_primary_index=2,
-            no_nodes_index=1,
-        ),
+        synth=_neck_levels_synth(_TABLE_2025, _COLUMNS_2025),
     ),
     LayoutSpec(
         layout=Layout.HECKTOR2026,
@@ -176,15 +185,7 @@ LAYOUT_SPECS: tuple[LayoutSpec, ...] = (
         clinical_tables=(_TABLE_2026,),
         markers=(_TABLE_2026,),
         needs_marker=True,
-        synth=SynthSpec(
-            id_format="{centre}-{number:03d}",
-            centres=_CENTRES_2022,
-            nodes="neck_levels",
-            clinical_table=_TABLE_2026,
-            clinical_columns=_COLUMNS_2026,
-            no_primary_index=2,
-            no_nodes_index=1,
-        ),
+        synth=_neck_levels_synth(_TABLE_2026, _COLUMNS_2026),
     ),
     LayoutSpec(
         layout=Layout.HECKTOR2020,
