@@ -41,18 +41,15 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeAlias
 
 import numpy as np
 import SimpleITK as sitk
 
-from hecktorseg.data._synth_config import (
-    NODE_COUNT_PROBABILITIES,
-    NODE_LEVELS,
-    Phantom,
-    SyntheticConfig,
-)
-from hecktorseg.data._synth_render import _rng, make_phantom
+from hecktorseg.data._synth_config import NODE_COUNT_PROBABILITIES, NODE_LEVELS
+from hecktorseg.data._synth_config import Phantom as Phantom  # documented with hecktorseg.data
+from hecktorseg.data._synth_config import SyntheticConfig as SyntheticConfig
+from hecktorseg.data._synth_render import _rng
+from hecktorseg.data._synth_render import make_phantom as make_phantom
 from hecktorseg.errors import ConfigError, DataError, LayoutError
 from hecktorseg.io import (
     BBox,
@@ -72,17 +69,12 @@ from hecktorseg.io import (
     write_image,
 )
 from hecktorseg.io.layout_specs import NodeModel
-from hecktorseg.typing import FloatArray, PathLike, ProgressCallback
-
-_Vec: TypeAlias = "Sequence[float] | FloatArray"
+from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = [
     "NODE_COUNT_PROBABILITIES",
     "NODE_LEVELS",
-    "Phantom",
-    "SyntheticConfig",
     "clinical_row",
-    "make_phantom",
     "synthetic_patient_ids",
     "write_synthetic_dataset",
 ]
