@@ -114,3 +114,18 @@ def test_discovered_cases_carry_the_table(make_dataset: Callable[..., Path]) -> 
         DataError, match=r"HECKTOR_2025_Training_Task_1\.csv: clinical table has patient CHUM-001"
     ):
         discover_cases(root)
+
+
+def test_clinical_table_that_is_not_a_file_is_refused_like_a_box_table(tmp_path: Path) -> None:
+    """Both tables open through one helper: a folder (or FIFO, device) is named as such."""
+    from hecktorseg.io import read_bbox_table
+
+    folder = tmp_path / "HECKTOR_2025_Training_Task_1.csv"
+    folder.mkdir()
+    messages = []
+    for read in (read_clinical_table, read_bbox_table):
+        with pytest.raises(DataError) as info:
+            read(folder)
+        messages.append(str(info.value))
+    assert all(str(folder) in m and "folder" in m for m in messages), messages
+    assert "clinical table" in messages[0] and "box table" in messages[1], messages

@@ -25,7 +25,7 @@ from hecktorseg.preprocessing import (
     read_manifest,
     select_part,
 )
-from hecktorseg.preprocessing.manifest import record_path
+from hecktorseg.preprocessing.record import record_path
 
 
 def make_cases(root: Path, n: int = 3) -> list[Case]:

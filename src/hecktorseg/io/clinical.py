@@ -16,16 +16,14 @@ otherwise the letters at the start of the patient id (``CHUM-001`` → ``CHUM``)
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TypeAlias
 
 from hecktorseg.errors import DataError
+from hecktorseg.io._csv import csv_rows, open_csv_table
 from hecktorseg.typing import PathLike
 
 __all__ = [
@@ -178,22 +176,14 @@ def read_clinical_table(path: PathLike, *, require_centre: bool = False) -> dict
         or appears twice (the message names the table and the lines); with
         ``require_centre``, the table lacks ``CenterID``.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError("clinical table not found", path=p, hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read clinical table ({exc})", path=p, hint="give a UTF-8 CSV file") from None
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DataError(
-            "clinical table is empty", path=p, hint=f"the first line must name the columns ({ID_COLUMN}, …)"
-        ) from None
-    except csv.Error as exc:
-        raise DataError(f"line 1: not valid CSV ({exc})", path=p, hint="fix the table") from None
+    p, raw_header, reader = open_csv_table(
+        path,
+        what="clinical table",
+        not_found_hint="check the path",
+        empty_hint=f"the first line must name the columns ({ID_COLUMN}, …)",
+        bad_csv_hint="fix the table",
+    )
+    header = [h.strip() for h in raw_header]
     if require_centre and CENTRE_COLUMN not in header:
         raise DataError(
             f"clinical table has no {CENTRE_COLUMN} column (header: {','.join(header)})",
@@ -203,29 +193,21 @@ def read_clinical_table(path: PathLike, *, require_centre: bool = False) -> dict
     id_col = header.index(ID_COLUMN) if ID_COLUMN in header else 0
     rows: dict[str, ClinicalInfo] = {}
     seen_at: dict[str, int] = {}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            cells = row + [""] * (len(header) - len(row))
-            pid = cells[id_col].strip()
-            if not pid:
-                raise DataError(f"line {line}: empty {ID_COLUMN}", path=p, hint="fix the row")
-            if pid in seen_at:
-                raise DataError(
-                    f"clinical table has patient {pid} twice (lines {seen_at[pid]} and {line})",
-                    path=p,
-                    hint="keep one row per patient",
-                )
-            seen_at[pid] = line
-            rows[pid] = ClinicalInfo(
-                {name: _parse(cells[i]) for i, name in enumerate(header) if i != id_col and name}
+    for line, row in csv_rows(reader, p, bad_csv_hint="fix the table"):
+        cells = row + [""] * (len(header) - len(row))
+        pid = cells[id_col].strip()
+        if not pid:
+            raise DataError(f"line {line}: empty {ID_COLUMN}", path=p, hint="fix the row")
+        if pid in seen_at:
+            raise DataError(
+                f"clinical table has patient {pid} twice (lines {seen_at[pid]} and {line})",
+                path=p,
+                hint="keep one row per patient",
             )
-    except csv.Error as exc:
-        raise DataError(
-            f"line {reader.line_num}: not valid CSV ({exc})", path=p, hint="fix the table"
-        ) from None
+        seen_at[pid] = line
+        rows[pid] = ClinicalInfo(
+            {name: _parse(cells[i]) for i, name in enumerate(header) if i != id_col and name}
+        )
     return rows
 
 

@@ -1,4 +1,8 @@
-"""Dataset layouts: detection, case discovery, validation — driven by the layout records.
+"""Dataset layouts: where each case's files lie and case discovery — driven by the layout records.
+
+Detection and table finding live in :mod:`hecktorseg.io.layout_detect`, ``dataset.json`` in
+:mod:`hecktorseg.io.nnunet` and case checks in :mod:`hecktorseg.io.validate`; their public
+names are re-exported here.
 
 What each layout looks like is described once, as data, in
 :mod:`hecktorseg.io.layout_specs` (:data:`~hecktorseg.io.layout_specs.LAYOUT_SPECS`);
@@ -10,34 +14,37 @@ the centre of each case follows :func:`hecktorseg.io.centre_of`.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
-
-from hecktorseg.errors import DataError, GeometryError, LayoutError
-from hecktorseg.io._reading import check_file_complete, read_image
+from hecktorseg.errors import DataError, LayoutError
 from hecktorseg.io.bbox import BBox
 from hecktorseg.io.case import Case, Layout
 from hecktorseg.io.clinical import ClinicalInfo, centre_from_id, centre_of, merge_clinical_tables
-from hecktorseg.io.files import check_input_file
-from hecktorseg.io.geometry import Geometry
+from hecktorseg.io.layout_detect import (
+    _LAYOUT_HELP,
+    _check_root,
+    _images_in,
+    _load_tables,
+    _patient_folders,
+    _scheme_matches,
+    detect_layout,
+    find_bbox_tables,
+    find_clinical_tables,
+)
 from hecktorseg.io.layout_specs import (
     IMAGE_SUFFIXES,
     LABELS_BINARY,
     LABELS_GTVP_GTVN,
-    LAYOUT_SPECS,
     FileScheme,
     LayoutSpec,
     layout_spec,
     parse_layout,
-    split_image_suffix,
 )
-from hecktorseg.io.tables import read_bbox_table
+from hecktorseg.io.nnunet import _nnunet_channels, read_nnunet_dataset_json
+from hecktorseg.io.validate import allowed_labels, validate_case
 from hecktorseg.typing import PathLike
 
 __all__ = [
@@ -60,19 +67,6 @@ logger = logging.getLogger(__name__)
 
 LABELS_2022: frozenset[int] = LABELS_GTVP_GTVN
 """Label values of the 2022 (and 2025/2026) layouts: background, GTVp, GTVn."""
-
-_LAYOUT_HELP = (
-    "expected one of: "
-    + "; ".join(f"{spec.name} ({spec.title})" for spec in LAYOUT_SPECS)
-    + " — see the dataset formats page of the docs"
-)
-
-
-def allowed_labels(layout: Layout | str | None) -> frozenset[int] | None:
-    """The label values a layout allows (``None``: anything in 0..255, e.g. for nnU-Net)."""
-    if layout is None:
-        return None
-    return layout_spec(layout).labels
 
 
 def _fmt(template: str, pid: str) -> str:
@@ -120,176 +114,12 @@ def layout_paths(
     )
 
 
-def _images_in(folder: Path) -> dict[str, Path]:
-    """Image files in ``folder`` keyed by their name without the image suffix."""
-    out: dict[str, Path] = {}
-    if not folder.is_dir():
-        return out
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        split = split_image_suffix(path.name)
-        if split is not None and split[0] not in out:
-            out[split[0]] = path
-    return out
-
-
-def _check_root(root: PathLike) -> Path:
-    r = Path(root)
-    if not r.exists():
-        raise LayoutError("dataset folder not found", path=r, hint="check the path")
-    if not r.is_dir():
-        raise LayoutError("dataset path is not a folder", path=r, hint="give the dataset's root folder")
-    return r
-
-
-def read_nnunet_dataset_json(root: PathLike) -> dict[str, Any]:
-    """Read and check an nnU-Net ``dataset.json`` (``channel_names`` with CT and PET, ``file_ending``).
-
-    Raises
-    ------
-    LayoutError
-        The file is missing, not JSON, or lacks a CT or PET channel.
-    """
-    path = Path(root) / "dataset.json"
-    if path.exists():
-        check_input_file(path, what="nnU-Net dataset.json")  # a FIFO would block the read
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayoutError(
-            "nnU-Net dataset.json not found", path=path, hint="an nnU-Net raw dataset needs a dataset.json"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LayoutError(f"cannot read dataset.json ({exc})", path=path, hint="fix the JSON") from None
-    if not isinstance(data, dict):
-        raise LayoutError("dataset.json must hold a JSON object", path=path)
-    channels = data.get("channel_names", data.get("modality"))
-    if not isinstance(channels, Mapping):
-        raise LayoutError(
-            "dataset.json lacks 'channel_names'",
-            path=path,
-            hint='add "channel_names": {"0": "CT", "1": "PT"}',
-        )
-    return data
-
-
-def _nnunet_channels(root: Path) -> tuple[int, int, str]:
-    data = read_nnunet_dataset_json(root)
-    channels = data.get("channel_names", data.get("modality"))
-    assert isinstance(channels, Mapping)
-    ct_channel = pet_channel = None
-    for key, value in channels.items():
-        name = str(value).strip().upper()
-        if name == "CT" and ct_channel is None:
-            ct_channel = int(key)
-        elif name in ("PT", "PET") and pet_channel is None:
-            pet_channel = int(key)
-    if ct_channel is None or pet_channel is None:
-        raise LayoutError(
-            f"dataset.json channel_names {dict(channels)} lack a CT and a PET (PT) channel",
-            path=root / "dataset.json",
-            hint='use "channel_names": {"0": "CT", "1": "PT"}',
-        )
-    ending = str(data.get("file_ending", ".nii.gz"))
-    return ct_channel, pet_channel, ending
-
-
 def _tails(root: Path, scheme: FileScheme) -> tuple[str, str, str]:
     """The CT, PET and label name tails of a scheme (nnU-Net: channels from ``dataset.json``)."""
     if scheme.channels_from_dataset_json and (root / "dataset.json").is_file():
         ct_channel, pet_channel, _ = _nnunet_channels(root)
         return f"_{ct_channel:04d}", f"_{pet_channel:04d}", FileScheme.tail(scheme.label)
     return FileScheme.tail(scheme.ct), FileScheme.tail(scheme.pet), FileScheme.tail(scheme.label)
-
-
-def _patient_folders(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-
-
-def _scheme_matches(root: Path, scheme: FileScheme) -> bool:
-    """Whether the folder holds at least one CT or PET file named as the scheme says."""
-    if scheme.channels_from_dataset_json:  # nnU-Net: <case>_<4 digits>
-        stems = {**_images_in(root / "imagesTs"), **_images_in(root / "imagesTr")}
-        return any(re.search(r"_\d{4}$", stem) for stem in stems)
-    ct_tail, pet_tail = FileScheme.tail(scheme.ct), FileScheme.tail(scheme.pet)
-    for images in dict.fromkeys(scheme.images):
-        folder = root / images
-        if scheme.patient_folders:
-            for sub in _patient_folders(folder):
-                stems = _images_in(sub)
-                if f"{sub.name}{ct_tail}" in stems or f"{sub.name}{pet_tail}" in stems:
-                    return True
-        elif any(
-            stem.endswith((ct_tail, pet_tail)) and len(stem) > len(ct_tail) for stem in _images_in(folder)
-        ):
-            return True
-    return False
-
-
-def _find_files(root: Path, patterns: Sequence[str]) -> list[Path]:
-    """Files matching ``patterns`` (globs) in the root, else in its parent (in pattern order)."""
-    for folder in (root, root.parent):
-        found = [p for pattern in patterns for p in sorted(folder.glob(pattern)) if p.is_file()]
-        if found:
-            return list(dict.fromkeys(found))
-    return []
-
-
-def _has_marker(root: Path, spec: LayoutSpec) -> bool:
-    return bool(spec.markers) and bool(_find_files(root, spec.markers))
-
-
-def detect_layout(root: PathLike, *, _depth: int = 0) -> Layout:
-    """Recognise the layout of a dataset folder from the layout records.
-
-    Parameters
-    ----------
-    root
-        Dataset root.
-
-    Returns
-    -------
-    Layout
-        Among the layouts whose files are present, the first (in the order of
-        :data:`~hecktorseg.io.layout_specs.LAYOUT_SPECS`) whose marker file
-        (``dataset.json``, a 2025/2026 table) lies in the root or its parent;
-        otherwise the first that needs no marker (2022 before 2025, 2020, 2021).
-
-    Raises
-    ------
-    LayoutError
-        The folder is missing or matches no layout.
-    """
-    r = _check_root(root)
-    candidates = [spec for spec in LAYOUT_SPECS if any(_scheme_matches(r, sc) for sc in spec.schemes)]
-    for spec in candidates:
-        if _has_marker(r, spec):
-            return spec.layout
-    for spec in candidates:
-        if not spec.needs_marker:
-            return spec.layout
-    if candidates:
-        spec = candidates[0]
-        raise LayoutError(
-            f"the files look like layout {spec.name} ({spec.title}) but {' or '.join(spec.markers)} is missing",
-            path=r,
-            hint=f"add {spec.markers[0]}, or pass the layout explicitly",
-        )
-    if _depth == 0:  # e.g. the 2020 release keeps the cases in hecktor_nii/ beside bbox.csv
-        for sub in _patient_folders(r):
-            try:
-                found = detect_layout(sub, _depth=1)
-            except LayoutError:
-                continue
-            raise LayoutError(
-                "no known dataset layout found",
-                path=r,
-                hint=f"its sub-folder {sub} looks like layout {found.value}; pass that folder instead",
-            )
-    raise LayoutError("no known dataset layout found", path=r, hint=_LAYOUT_HELP)
 
 
 def _missing(path_stem: Path, what: str, pid: str) -> DataError:
@@ -389,37 +219,6 @@ def _expected_label(root: Path, scheme: FileScheme, pid: str) -> Path:
     images, labels = _dirs(root, scheme)
     folder = images / pid if scheme.patient_folders else labels
     return folder / f"{_fmt(scheme.label, pid)}{IMAGE_SUFFIXES[0]}"
-
-
-def find_bbox_tables(root: PathLike, layout: Layout | str) -> list[Path]:
-    """The box tables a layout keeps beside its images (root first, then the root's parent).
-
-    2020: ``bbox.csv``; 2021: ``hecktor2021_bbox_*.csv`` (all of them); other layouts: none.
-    """
-    return _find_files(Path(root), layout_spec(layout).bbox_tables)
-
-
-def find_clinical_tables(root: PathLike, layout: Layout | str) -> list[Path]:
-    """The clinical tables of a layout found in the root (or else its parent), in the record's order.
-
-    2025: ``HECKTOR_2025_Training_Task_1.csv`` or ``hecktor2025_clinical_info_training.csv`` +
-    ``hecktor2025_endpoint_training.csv``; 2026: ``HECKTOR_2026_Training_Task.csv``; others: none.
-    """
-    return _find_files(Path(root), layout_spec(layout).clinical_tables)
-
-
-def _load_tables(tables: list[Path]) -> dict[str, tuple[BBox, Path]]:
-    boxes: dict[str, tuple[BBox, Path]] = {}
-    for table in tables:
-        for pid, box in read_bbox_table(table).items():
-            if pid in boxes:
-                raise DataError(
-                    f"patient {pid} has a box in two tables ({boxes[pid][1]} and {table})",
-                    path=table,
-                    hint="keep one row per patient across the tables, or pass one table explicitly",
-                )
-            boxes[pid] = (box, table)
-    return boxes
 
 
 def discover_cases(
@@ -534,84 +333,3 @@ def discover_cases(
         )
     logger.debug("found %d cases of layout %s in %s", len(cases), lay.value, r)
     return sorted(cases, key=lambda c: c.patient_id)
-
-
-def _overlap(a: Geometry, b: Geometry) -> bool:
-    lo_a, hi_a = a.world_bounds()
-    lo_b, hi_b = b.world_bounds()
-    return bool(np.all(np.minimum(hi_a, hi_b) > np.maximum(lo_a, lo_b)))
-
-
-def validate_case(case: Case, *, allowed_labels: Collection[int] | None = None) -> None:
-    """Read a case's images and check them: readable, 3-D, finite, valid labels, overlapping grids.
-
-    Parameters
-    ----------
-    case
-        The case.
-    allowed_labels
-        Label values allowed in the label map; by default those of the case's
-        layout (``{0, 1}`` for 2020/2021, ``{0, 1, 2}`` for 2022, the ``labels`` of
-        ``dataset.json`` for nnU-Net).
-
-    Raises
-    ------
-    DataError
-        An image is missing, unreadable, truncated, not 3-D, holds NaN values,
-        or the label map holds values outside ``allowed_labels`` (the message
-        names the file).
-    GeometryError
-        The PET does not overlap the CT, the label map is not on the CT's grid
-        (spacing, or origin off by more than one voxel), or the box lies outside the CT.
-    """
-    labels = allowed_labels if allowed_labels is not None else _default_labels(case)
-    for path in (case.ct_path, case.pet_path, case.label_path):
-        if path is not None:
-            check_file_complete(path)
-    ct = Geometry.from_image(read_image(case.ct_path, kind="ct"))
-    pet = Geometry.from_image(read_image(case.pet_path, kind="pet"))
-    if not _overlap(ct, pet):
-        raise GeometryError(
-            "the PET image does not overlap the CT image in world coordinates",
-            path=case.pet_path,
-            hint="check the origins of the CT and PET files (they must share one world frame)",
-        )
-    if case.label_path is not None:
-        label = Geometry.from_image(read_image(case.label_path, kind="label", allowed_labels=labels))
-        same_spacing = np.allclose(label.spacing, ct.spacing, rtol=1e-3, atol=1e-3)
-        shift = np.abs(np.asarray(label.origin) - np.asarray(ct.origin)) / np.asarray(ct.spacing)
-        if (
-            not same_spacing
-            or np.any(shift > 1.0 + 1e-3)
-            or not np.allclose(label.direction, ct.direction, atol=1e-4)
-        ):
-            raise GeometryError(
-                f"label grid (spacing {label.spacing}, origin {label.origin}) does not match "
-                f"the CT grid (spacing {ct.spacing}, origin {ct.origin})",
-                path=case.label_path,
-                hint="the label map must be on the CT grid; resample it (nearest neighbour) onto the CT",
-            )
-    if case.bbox is not None:
-        lo, hi = ct.world_bounds()
-        if not np.all(np.minimum(hi, case.bbox.upper) > np.maximum(lo, case.bbox.lower)):
-            raise GeometryError(
-                f"patient {case.patient_id}: the box {case.bbox.to_dict()} lies outside the CT",
-                path=case.ct_path,
-                hint="check the box table (world millimetres, LPS like the images)",
-            )
-
-
-def _default_labels(case: Case) -> frozenset[int] | None:
-    if case.layout is Layout.NNUNET and case.label_path is not None:
-        try:
-            labels = read_nnunet_dataset_json(case.label_path.parent.parent).get("labels")
-        except LayoutError:
-            return None
-        if isinstance(labels, Mapping):
-            values: set[int] = set()
-            for value in labels.values():
-                items = value if isinstance(value, (list, tuple)) else [value]
-                values.update(int(v) for v in items if isinstance(v, (int, float)))
-            return frozenset(values) or None
-        return None
-    return allowed_labels(case.layout)

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hecktorseg.errors import DataError
+from hecktorseg.io._csv import csv_rows, open_csv_table
 from hecktorseg.io.atomic import atomic_write_text
 from hecktorseg.io.bbox import BBox
-from hecktorseg.io.files import check_input_file
 from hecktorseg.typing import PathLike
 
 __all__ = ["BBOX_COLUMNS", "read_bbox_table", "write_bbox_table"]
@@ -48,24 +48,13 @@ def read_bbox_table(path: PathLike) -> dict[str, BBox]:
         appears twice, or the table has no rows. The message names the file and
         the line number (the header is line 1).
     """
-    p = Path(path)
-    if p.exists():
-        check_input_file(p, what="box table")  # a FIFO or device would block or never end
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError("box table not found", path=p, hint="check the path to the bbox CSV") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read box table ({exc})", path=p, hint="give a UTF-8 CSV file") from None
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DataError(
-            "box table is empty", path=p, hint="the first line must be PatientID,x1,x2,y1,y2,z1,z2"
-        ) from None
-    except csv.Error as exc:
-        raise DataError(f"line 1: not valid CSV ({exc})", path=p, hint=_FIX) from None
+    p, header, reader = open_csv_table(
+        path,
+        what="box table",
+        not_found_hint="check the path to the bbox CSV",
+        empty_hint="the first line must be PatientID,x1,x2,y1,y2,z1,z2",
+        bad_csv_hint=_FIX,
+    )
     names = [h.strip() for h in header]
     # The first column is the patient id, whatever its header says (some exports leave it blank).
     if names and names[0] != "PatientID" and "PatientID" not in names:
@@ -80,48 +69,40 @@ def read_bbox_table(path: PathLike) -> dict[str, BBox]:
     col = {c: names.index(c) for c in BBOX_COLUMNS}
     boxes: dict[str, BBox] = {}
     seen_at: dict[str, int] = {}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) < len(names):
+    for line, row in csv_rows(reader, p, bad_csv_hint=_FIX):
+        if len(row) < len(names):
+            raise DataError(f"line {line}: expected {len(names)} values, got {len(row)}", path=p, hint=_FIX)
+        pid = row[col["PatientID"]].strip()
+        if not pid:
+            raise DataError(f"line {line}: empty PatientID", path=p, hint=_FIX)
+        if pid in seen_at:
+            raise DataError(
+                f"line {line}: patient {pid} appears twice (also on line {seen_at[pid]})",
+                path=p,
+                hint="keep one row per patient",
+            )
+        values: list[float] = []
+        for name in BBOX_COLUMNS[1:]:
+            cell = row[col[name]].strip()
+            try:
+                value = float(cell)
+            except ValueError:
                 raise DataError(
-                    f"line {line}: expected {len(names)} values, got {len(row)}", path=p, hint=_FIX
-                )
-            pid = row[col["PatientID"]].strip()
-            if not pid:
-                raise DataError(f"line {line}: empty PatientID", path=p, hint=_FIX)
-            if pid in seen_at:
+                    f"line {line} ({pid}): {name}={cell!r} is not a number", path=p, hint=_FIX
+                ) from None
+            if not math.isfinite(value):
+                raise DataError(f"line {line} ({pid}): {name}={cell!r} is not finite", path=p, hint=_FIX)
+            values.append(value)
+        x1, x2, y1, y2, z1, z2 = values
+        for lo, hi, axis in ((x1, x2, "x"), (y1, y2, "y"), (z1, z2, "z")):
+            if not lo < hi:
                 raise DataError(
-                    f"line {line}: patient {pid} appears twice (also on line {seen_at[pid]})",
+                    f"line {line} ({pid}): {axis}1={lo:g} is not below {axis}2={hi:g}",
                     path=p,
-                    hint="keep one row per patient",
+                    hint="the lower corner comes first (x1 < x2, y1 < y2, z1 < z2)",
                 )
-            values: list[float] = []
-            for name in BBOX_COLUMNS[1:]:
-                cell = row[col[name]].strip()
-                try:
-                    value = float(cell)
-                except ValueError:
-                    raise DataError(
-                        f"line {line} ({pid}): {name}={cell!r} is not a number", path=p, hint=_FIX
-                    ) from None
-                if not math.isfinite(value):
-                    raise DataError(f"line {line} ({pid}): {name}={cell!r} is not finite", path=p, hint=_FIX)
-                values.append(value)
-            x1, x2, y1, y2, z1, z2 = values
-            for lo, hi, axis in ((x1, x2, "x"), (y1, y2, "y"), (z1, z2, "z")):
-                if not lo < hi:
-                    raise DataError(
-                        f"line {line} ({pid}): {axis}1={lo:g} is not below {axis}2={hi:g}",
-                        path=p,
-                        hint="the lower corner comes first (x1 < x2, y1 < y2, z1 < z2)",
-                    )
-            boxes[pid] = BBox(x1, x2, y1, y2, z1, z2)
-            seen_at[pid] = line
-    except csv.Error as exc:
-        raise DataError(f"line {reader.line_num}: not valid CSV ({exc})", path=p, hint=_FIX) from None
+        boxes[pid] = BBox(x1, x2, y1, y2, z1, z2)
+        seen_at[pid] = line
     if not boxes:
         raise DataError("box table has a header but no rows", path=p, hint="add one row per patient")
     return boxes

@@ -1,53 +1,41 @@
-"""Preprocessing a whole dataset: parallel, resumable, split into parts for clusters."""
+"""Preprocessing a whole dataset: parallel, resumable, split into parts for clusters.
+
+This module runs the batch loop (:func:`preprocess_dataset`, one case at a time or in a worker
+pool) under the output folder's lock. The worker pool lives in
+:mod:`hecktorseg.preprocessing._workers`, the up-to-date checks of a resumed run in
+:mod:`hecktorseg.preprocessing.resume` and the checks before a run in
+:mod:`hecktorseg.preprocessing.checks`.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import ctypes
-import json
 import logging
-import multiprocessing
 import os
-import signal
-import sys
-import threading
-import time
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 import attrs
-import SimpleITK as sitk
 
 from hecktorseg._version import __version__
-from hecktorseg.config import to_dict
 from hecktorseg.errors import ConfigError, DataError, HecktorsegError
 from hecktorseg.io import (
-    IMAGE_SUFFIXES,
     Case,
     Layout,
-    check_image_file,
     ensure_output_dir,
-    layout_paths,
     write_image,
 )
-from hecktorseg.io._reading import set_io_threads
-from hecktorseg.io.files import check_input_file, is_stale_temp, output_lock
-from hecktorseg.io.layout_specs import split_image_suffix
+from hecktorseg.io.files import is_stale_temp, output_lock
+from hecktorseg.preprocessing._workers import _worker_pool
 from hecktorseg.preprocessing.case import preprocess_case
+from hecktorseg.preprocessing.checks import GRID_MULTIPLE, check_trainable_size, missing_labels
 from hecktorseg.preprocessing.config import PreprocessConfig, default_preprocess_config
-from hecktorseg.preprocessing.manifest import (
-    MANIFEST_NAME,
-    ManifestEntry,
-    SourceFile,
-    _now,
-    merge_manifests,
-    record_path,
-    sha256_file,
-    write_record,
-)
+from hecktorseg.preprocessing.manifest import MANIFEST_NAME, merge_manifests
+from hecktorseg.preprocessing.record import ManifestEntry, _now, record_path, write_record
+from hecktorseg.preprocessing.resume import _clean_case_dir, _sources, _up_to_date
 from hecktorseg.reports import BatchReport
 from hecktorseg.typing import PathLike, ProgressCallback
 
@@ -59,9 +47,6 @@ __all__ = [
     "preprocess_dataset",
     "select_part",
 ]
-
-GRID_MULTIPLE = 16
-"""Every side of a preprocessed grid must be a multiple of this: the U-Nets halve it four times."""
 
 logger = logging.getLogger(__name__)
 
@@ -103,134 +88,6 @@ def select_part(cases: Sequence[Case], num_parts: int, part_id: int) -> list[Cas
         )
     ordered = sorted(cases, key=lambda c: c.patient_id)
     return [c for i, c in enumerate(ordered) if i % num_parts == part_id]
-
-
-def _sources(case: Case) -> dict[str, SourceFile]:
-    roles = {"ct": case.ct_path, "pet": case.pet_path}
-    if case.label_path is not None:
-        roles["label"] = case.label_path
-    out = {}
-    for role, path in roles.items():
-        p = Path(path)
-        if not p.exists() and not p.is_symlink():
-            raise DataError(
-                f"patient {case.patient_id}: {role} file not found",
-                path=p,
-                hint="check the dataset folder; the other cases are processed anyway",
-            )
-        check_input_file(p, what=f"patient {case.patient_id}: {role} file", allow_dir=True)
-        try:
-            out[role] = SourceFile(p.absolute(), sha256_file(p))
-        except OSError as exc:
-            raise DataError(f"patient {case.patient_id}: cannot read {role} file ({exc})", path=p) from None
-    return out
-
-
-def _up_to_date(case: Case, sources: dict[str, SourceFile], config: PreprocessConfig, out: Path) -> bool:
-    rec = record_path(out, case.patient_id)
-    if not rec.is_file():
-        return False
-    try:
-        data = json.loads(rec.read_text(encoding="utf-8"))
-        entry = ManifestEntry.from_dict(data, out, where=str(rec))
-    except (HecktorsegError, OSError, ValueError):
-        return False
-    if to_dict(entry.config) != to_dict(config):
-        return False
-    if {r: s.sha256 for r, s in entry.sources.items()} != {r: s.sha256 for r, s in sources.items()}:
-        return False
-    if entry.centre != case.centre or entry.clinical != case.clinical:  # the clinical table changed
-        return False
-    table_box = case.bbox if config.box_source in ("auto", "table") else None
-    if table_box is not None and (entry.box_source != "table" or entry.bbox != table_box):
-        return False
-    if table_box is None and entry.box_source == "table":
-        return False
-    if not entry.outputs_exist():
-        return False
-    for path in (entry.ct_path, entry.pet_path, entry.label_path):
-        if path is None:
-            continue
-        try:
-            check_image_file(path)  # header + size: a truncated or replaced output is redone
-        except HecktorsegError as exc:
-            logger.info("earlier output is not valid, redoing %s: %s", case.patient_id, exc)
-            return False
-    return True
-
-
-def _clean_case_dir(folder: Path, patient_id: str) -> None:
-    """Remove the record, outputs and stray temporary files of a case about to be (re)made."""
-    if not folder.is_dir():
-        return
-    for p in folder.iterdir():
-        stray_tmp = p.name.startswith(".") and ".tmp" in p.name and is_stale_temp(p)
-        ours = p.name.startswith(f"{patient_id}_") and (p.name.endswith((".nii.gz", ".nii", ".json")))
-        if p.is_file() and (stray_tmp or ours):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-
-
-def check_trainable_size(config: PreprocessConfig) -> None:
-    """Refuse a reference grid whose sides are not multiples of :data:`GRID_MULTIPLE`.
-
-    The networks pool four times, so a preprocessed dataset with other sides cannot be
-    trained on (inference pads in-memory grids itself and needs no such rule).
-
-    Raises
-    ------
-    ConfigError
-        A side of ``config.size`` is not a multiple of 16.
-    """
-    size = [int(v) for v in config.size]
-    if any(v % GRID_MULTIPLE for v in size):
-        nearest = [max(GRID_MULTIPLE, round(v / GRID_MULTIPLE) * GRID_MULTIPLE) for v in size]
-        raise ConfigError(
-            f"size: every side must be a multiple of {GRID_MULTIPLE} (the network halves it four times), "
-            f"got {size}",
-            hint=f"use e.g. size=({', '.join(str(v) for v in nearest)})",
-        )
-
-
-def _expected_label(case: Case) -> Path:
-    """Where the case's layout expects its label map (for messages)."""
-    ct = Path(case.ct_path)
-    split = split_image_suffix(ct.name)
-    suffix = split[1] if split is not None else IMAGE_SUFFIXES[0]
-    if case.layout is None:
-        return ct.parent
-    root = ct.parent if case.layout is Layout.HECKTOR2021 else ct.parent.parent
-    try:
-        return layout_paths(root, case.patient_id, case.layout, suffix=suffix)[2]
-    except HecktorsegError:
-        return ct.parent
-
-
-def missing_labels(cases: Sequence[Case]) -> dict[str, str]:
-    """Reasons for the cases that lack a label map in a dataset where most cases have one.
-
-    A labelled dataset (more than half of its cases have a label map) with a few
-    cases without one usually means a missing or misnamed file; training would
-    silently lose those patients. A dataset without labels (a test set) gives ``{}``.
-    Only cases found in a dataset folder (with a ``layout``) count: a case built by
-    hand without a label is taken as meant.
-    """
-    cases = [c for c in cases if c.layout is not None]
-    unlabelled = [c for c in cases if c.label_path is None]
-    n_labelled = len(cases) - len(unlabelled)
-    if not unlabelled or n_labelled * 2 <= len(cases):
-        return {}
-    reasons = {}
-    for case in unlabelled:
-        error = DataError(
-            f"patient {case.patient_id}: label map not found, although {n_labelled} of the "
-            f"{len(cases)} patients have one",
-            path=_expected_label(case),
-            hint="add or rename the mask, or pass allow_missing_labels=True "
-            "to preprocess this patient without one",
-        )
-        reasons[case.patient_id] = str(error)
-    return reasons
 
 
 def _run_case(
@@ -299,52 +156,6 @@ def _run_case(
             _clean_case_dir(out / pid, pid)
         text = str(exc).strip().splitlines()
         return _Outcome(pid, "failed", f"unexpected {type(exc).__name__}: {text[-1] if text else ''}")
-
-
-def _init_worker(parent: int | None = None) -> None:
-    """Worker processes do the parallelism: one SimpleITK thread and sequential reads in each.
-
-    A worker also dies with its parent (see :func:`_tie_to_parent`), so that a
-    ``kill -9`` of the main process leaves no orphans behind.
-    """
-    if parent is not None:
-        _tie_to_parent(parent)
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    set_io_threads(1)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _tie_to_parent(parent: int) -> None:
-    """End this process when process ``parent`` ends, however it ends.
-
-    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``);
-    everywhere a daemon thread also checks once a second whether the parent is
-    still there (its id as parent process).
-    """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the line above: go now
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="hecktorseg-parent-watch", daemon=True).start()
-
-
-def _worker_pool(workers: int) -> cf.ProcessPoolExecutor:
-    """A pool of ``workers`` spawned processes that exit when this process dies (even by SIGKILL)."""
-    ctx = multiprocessing.get_context("spawn")  # safe with threads (torch, ITK) in the parent
-    return cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
-    )
 
 
 def _resolve_cases(
