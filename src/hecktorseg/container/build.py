@@ -326,13 +326,13 @@ def build_context(
     image = image or f"hecktorseg-gc:{__version__}"
     paths = [Path(m) for m in models]
     if not paths:
-        raise ConfigError("no checkpoint given", hint="pass at least one --model CKPT")
+        raise ConfigError("no checkpoint given", hint="pass at least one checkpoint path in models")
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ConfigError(
             "output folder exists and is not empty",
             path=out,
-            hint="choose a new folder or pass --force to replace it",
+            hint="choose a new folder or pass force=True to replace it",
         )
     wheel_path = Path(wheel) if wheel is not None else None
     if wheel_path is not None and (
