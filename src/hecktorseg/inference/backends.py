@@ -138,7 +138,7 @@ def _import_backend(backend: str) -> Any:
     except ImportError:
         raise ConfigError(
             f"the {backend} inference backend is not installed",
-            hint=f"install it with: {INSTALL_COMMANDS[backend]} (or use backend 'torch')",
+            hint=f"install it with: {INSTALL_COMMANDS[backend]} (or use backend='torch')",
         ) from None
 
 
@@ -187,13 +187,13 @@ def select_runtime(
         if backend not in ("auto", "torch"):
             raise ConfigError(
                 f"backend {backend!r} runs on the CPU only",
-                hint="use backend 'torch' on a GPU, or device 'cpu'",
+                hint="use backend='torch' on a GPU, or device='cpu'",
             )
         return RuntimeChoice("torch", fixed or "fp32", dev)
     if backend == "onnxruntime" and fixed == "bf16":
         raise ConfigError(
             "ONNX Runtime has no bf16 convolutions on the CPU",
-            hint="use precision 'fp32' with onnxruntime, or backend 'openvino' / 'torch' for bf16",
+            hint="use precision='fp32' with onnxruntime, or backend='openvino' or backend='torch' for bf16",
         )
     if backend != "auto" and not backend_available(backend):
         _import_backend(backend)  # raises with the install command
@@ -292,7 +292,7 @@ def compile_model(
     else:
         if choice.precision != "fp32":
             raise ConfigError(
-                "ONNX Runtime runs fp32 only here", hint="use precision 'fp32' with onnxruntime"
+                "ONNX Runtime runs fp32 only here", hint="use precision='fp32' with onnxruntime"
             )
         _import_backend("onnxruntime")
         compiled = _onnxruntime_model(model, key, threads, disk)
