@@ -115,7 +115,6 @@ class Predictor:
             for m in models
         ]
         logger.info("inference: %d model(s), %s", len(self.models), self.runtime)
-        self.tta = bool(cfg.tta)
         self.threshold = float(cfg.threshold)
         self.largest_component = bool(cfg.largest_component)
         self.window_size: tuple[int, int, int] = cfg.window_size or (pre.size[2], pre.size[1], pre.size[0])
@@ -127,7 +126,7 @@ class Predictor:
         self.model_names: list[str] = [
             names[i] if i < len(names) else f"model {i + 1}" for i in range(len(self.models))
         ]
-        self.ensemble = Ensemble(self.models, self.model_names, tta=self.tta, tta_batch=cfg.tta_batch)
+        self.ensemble = Ensemble(self.models, self.model_names, tta=bool(cfg.tta), tta_batch=cfg.tta_batch)
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -202,6 +201,15 @@ class Predictor:
     def preprocessing_name(self) -> str:
         """``"original"`` (the authors' preprocessing), ``"hecktorseg"`` or ``"custom"``."""
         return preprocessing_name(self.preprocess)
+
+    @property
+    def tta(self) -> bool:
+        """Whether the 8 mirrorings are averaged too (the ensemble's setting)."""
+        return self.ensemble.tta
+
+    @tta.setter
+    def tta(self, value: bool) -> None:
+        self.ensemble.tta = bool(value)
 
     @property
     def n_members(self) -> int:
