@@ -112,7 +112,7 @@ def test_min_gtvn_volume_must_not_be_negative(make_ct_geometry: Callable[..., Ge
 
 
 def test_label_choice_equals_numpy_argmax_including_ties() -> None:
-    from hecktorseg.inference.predictor import _argmax_uint8
+    from hecktorseg.inference.case_prediction import _argmax_uint8
 
     rng = np.random.default_rng(0)
     for _ in range(10):

@@ -1,8 +1,13 @@
-"""The :class:`Predictor`: loaded models (once), ensembling, test-time mirroring, back-mapping."""
+"""The :class:`Predictor`: loaded models (once), ensembling, test-time mirroring, back-mapping.
+
+The pieces live beside it: :mod:`~hecktorseg.inference.config` (:class:`PredictorConfig`),
+:mod:`~hecktorseg.inference.ensemble` (the mean and variance over models × mirrorings),
+:mod:`~hecktorseg.inference.case_prediction` (:class:`CasePrediction`, the mapping back onto
+the CT grid) and :mod:`~hecktorseg.inference.preprocessing_choice`.
+"""
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,29 +20,29 @@ import SimpleITK as sitk
 import torch
 from torch import Tensor, nn
 
-from hecktorseg.config import from_dict, to_dict
-from hecktorseg.errors import CheckpointError, ConfigError, DataError
-from hecktorseg.inference.backends import (
-    BackendChoice,
-    CompiledModel,
-    RuntimeChoice,
-    compile_model,
-    select_runtime,
+from hecktorseg.errors import ConfigError, DataError
+from hecktorseg.inference.backends import CompiledModel, RuntimeChoice, compile_model, select_runtime
+from hecktorseg.inference.case_prediction import CasePrediction, map_to_ct_grid
+from hecktorseg.inference.config import PredictorConfig, _make_config
+from hecktorseg.inference.ensemble import MIRROR_AXES, Ensemble
+from hecktorseg.inference.preprocessing_choice import (
+    PreprocessingChoice,
+    _config_key,
+    _preprocess_from_metadata,
+    apply_preprocessing_choice,
+    preprocessing_name,
 )
-from hecktorseg.inference.postprocess import postprocess_mask
 from hecktorseg.inference.sliding_window import sliding_window_predict
-from hecktorseg.io import BBox, Case, Geometry, array_to_image
-from hecktorseg.models import SIZE_DIVISOR, load_checkpoint, probabilities
+from hecktorseg.io import BBox, Case
+from hecktorseg.models import SIZE_DIVISOR, load_checkpoint
 from hecktorseg.preprocessing import (
-    PAPER_PREPROCESS,
     PreprocessConfig,
     PreprocessedCase,
     preprocess_case,
     preprocess_images,
     stack_channels,
-    to_original_grid,
 )
-from hecktorseg.runtime import PrecisionChoice, resolve_device, set_threads
+from hecktorseg.runtime import resolve_device, set_threads
 from hecktorseg.typing import PathLike
 
 __all__ = [
@@ -51,248 +56,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-MIRROR_AXES: tuple[tuple[int, ...], ...] = tuple(
-    combo for r in range(4) for combo in itertools.combinations((2, 3, 4), r)
-)
-"""The 8 mirrorings of test-time augmentation, as tensor dims of (N, C, z, y, x) to flip (``()`` = none)."""
-
-# preprocessing fields that change the network input; the others (output compression, …) may differ
-_IGNORED_CONFIG_FIELDS = frozenset({"compress"})
-
-
-PreprocessingChoice = Literal["auto", "original", "hecktorseg"]
-"""Which preprocessing a Predictor uses: ``"auto"`` (original-format checkpoints: the
-authors'; ours: what the checkpoint records), ``"original"`` (the authors' crop, fill and
-PET statistics) or ``"hecktorseg"`` (ours)."""
-
-
-def apply_preprocessing_choice(
-    config: PreprocessConfig, choice: PreprocessingChoice, *, original_checkpoint: bool
-) -> PreprocessConfig:
-    """The preprocessing a checkpoint predicts with under ``choice``.
-
-    Only the fields of :data:`~hecktorseg.preprocessing.PAPER_PREPROCESS` (``legacy``,
-    ``ct_fill``, ``pet_stats``) are switched; the grid (spacing, size) stays the checkpoint's.
-
-    Parameters
-    ----------
-    config
-        The checkpoint's preprocessing (the defaults for an original-format checkpoint).
-    choice
-        ``"auto"``: the authors' for an original-format checkpoint, else ``config``;
-        ``"original"``: the authors'; ``"hecktorseg"``: hecktorseg's defaults.
-    original_checkpoint
-        Whether the checkpoint is in the original implementation's format.
-
-    Raises
-    ------
-    ConfigError
-        An unknown ``choice``.
-    """
-    if choice not in ("auto", "original", "hecktorseg"):
-        raise ConfigError(
-            f"unknown preprocessing {choice!r}", hint="use auto, original (the authors') or hecktorseg"
-        )
-    if choice == "original" or (choice == "auto" and original_checkpoint):
-        return attrs.evolve(config, **PAPER_PREPROCESS)
-    if choice == "hecktorseg":
-        defaults = PreprocessConfig()
-        return attrs.evolve(config, **{name: getattr(defaults, name) for name in PAPER_PREPROCESS})
-    return config
-
-
-def preprocessing_name(config: PreprocessConfig) -> str:
-    """``"original"`` (the authors' crop, fill and PET statistics), ``"hecktorseg"`` or ``"custom"``."""
-    values = {name: getattr(config, name) for name in PAPER_PREPROCESS}
-    if values == PAPER_PREPROCESS:
-        return "original"
-    defaults = PreprocessConfig()
-    if values == {name: getattr(defaults, name) for name in PAPER_PREPROCESS}:
-        return "hecktorseg"
-    return "custom"
-
-
-@attrs.define
-class CasePrediction:
-    """A prediction on the original CT grid.
-
-    Attributes
-    ----------
-    patient_id
-        The case.
-    mask
-        uint8 label map with the CT's size, spacing, origin and direction
-        (binary models: 0/1; multi-class: the argmax label).
-    probabilities
-        float32 probability map on the CT grid (binary: foreground; multi-class:
-        a vector image with one component per class), if asked for.
-    uncertainty
-        float32 variance of the foreground probability over ensemble members ×
-        mirrorings on the CT grid (multi-class: mean over the foreground
-        classes), if asked for.
-    reference
-        The reference grid the network saw.
-    bbox
-        The box used.
-    box_source
-        Where the box came from (``"table"``, ``"pet"``, ``"given"``).
-    """
-
-    patient_id: str
-    mask: sitk.Image
-    probabilities: sitk.Image | None
-    uncertainty: sitk.Image | None
-    reference: Geometry
-    bbox: BBox
-    box_source: str
-
-
-def _check_finite(prob: Tensor, name: str) -> None:
-    """Refuse NaN or infinite probabilities (broken weights would otherwise give empty masks)."""
-    if not bool(torch.isfinite(prob).all()):
-        bad = int((~torch.isfinite(prob)).sum())
-        raise CheckpointError(
-            f"{name}: the model produced {bad} non-finite probabilit{'y' if bad == 1 else 'ies'} "
-            "(NaN or infinity)",
-            hint="its weights are broken (e.g. a diverged training run); use another checkpoint",
-        )
-
-
-def _argmax_uint8(channels: Sequence[npt.NDArray[np.floating[Any]]]) -> npt.NDArray[np.uint8]:
-    """``np.argmax(np.stack(channels), 0)`` as uint8 (first maximum wins), without stacking.
-
-    On a 512×512×200 CT grid this saves the stacked copy and the int64 index array (about 1 GB
-    for three classes).
-    """
-    best = np.array(channels[0], dtype=np.float32, copy=True)
-    mask = np.zeros(best.shape, dtype=np.uint8)
-    for label, channel in enumerate(channels[1:], start=1):
-        better = channel > best
-        mask[better] = label
-        np.maximum(best, channel, out=best)
-    return mask
-
-
-def _config_key(config: PreprocessConfig) -> dict[str, Any]:
-    return {k: v for k, v in to_dict(config).items() if k not in _IGNORED_CONFIG_FIELDS}
-
-
-def _preprocess_from_metadata(metadata: dict[str, Any], where: str) -> PreprocessConfig:
-    data = metadata.get("preprocess")
-    if data is None:
-        return PreprocessConfig()
-    if not isinstance(data, dict):
-        raise CheckpointError(f"metadata['preprocess'] is not a mapping in {where}")
-    return from_dict(PreprocessConfig, data, where=f"{where}: metadata.preprocess")
-
-
-def _window(value: Sequence[int] | None) -> tuple[int, int, int] | None:
-    if value is None:
-        return None
-    win = tuple(int(w) for w in value)
-    if len(win) != 3 or min(win) < 1:
-        raise ConfigError(f"window_size must be three positive sides (z, y, x), got {value}")
-    return (win[0], win[1], win[2])
-
-
-def _check_threshold(instance: Any, attribute: Any, value: float) -> None:
-    if not 0.0 < value < 1.0:
-        raise ConfigError(f"threshold must be in (0, 1), got {value}")
-
-
-def _check_min_volume(instance: Any, attribute: Any, value: float) -> None:
-    if not value >= 0:
-        raise ConfigError(f"the minimum GTVn volume must be >= 0 mm³, got {value}", hint="use 0 to keep all")
-
-
-def _check_preprocessing(instance: Any, attribute: Any, value: str) -> None:
-    if value not in ("auto", "original", "hecktorseg"):
-        raise ConfigError(
-            f"unknown preprocessing {value!r}", hint="use auto, original (the authors') or hecktorseg"
-        )
-
-
-def _check_positive_or_none(instance: Any, attribute: Any, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ConfigError(f"{attribute.name} must be >= 1, got {value}")
-
-
-@attrs.frozen
-class PredictorConfig:
-    """How a :class:`Predictor` runs its models.
-
-    Attributes
-    ----------
-    device
-        ``"auto"``, ``"cpu"``, ``"cuda"``, … (where the models run).
-    backend
-        ``"auto"`` (the fastest verified combination installed here, see
-        :func:`~hecktorseg.inference.select_runtime`), ``"torch"``, ``"openvino"`` or
-        ``"onnxruntime"``. ``backend="torch", precision="fp32"`` is the exact reference.
-    precision
-        ``"auto"``, ``"fp32"``, ``"bf16"`` (or ``"fp16"`` on CUDA).
-    tta
-        Average over the 8 mirrorings of the input.
-    tta_batch
-        Mirrorings run together in one batch (1: one after the other; 8: all at once,
-        more memory).
-    threshold
-        Binary models: foreground where the probability is above this.
-    largest_component
-        Keep only the largest connected component of label 1 (GTVt / GTVp);
-        lymph nodes (label 2) are never reduced to one component.
-    min_gtvn_volume
-        Remove GTVn (label 2) components smaller than this many mm³ on the CT
-        grid (0: keep all). See :mod:`hecktorseg.inference.postprocess`.
-    window_size
-        Sliding-window size (z, y, x) for inputs larger than it; default the
-        preprocessing grid (``preprocess.size`` reversed).
-    overlap
-        Sliding-window overlap.
-    output_device
-        Where sliding-window outputs are accumulated (``None``: the model device).
-    num_threads
-        If given, the CPU threads of torch and of the backend.
-    cache
-        Keep converted models on disk (``True``: :func:`hecktorseg.runtime.cache_dir`;
-        a folder; ``False``: none).
-    check_intensities
-        Refuse a case whose CT is not in Hounsfield units or whose PET is not in SUV
-        or Bq/ml (e.g. swapped files); see :func:`hecktorseg.preprocessing.check_intensities`.
-    preprocessing
-        Which preprocessing :meth:`Predictor.from_checkpoints` gives the models
-        (:data:`PreprocessingChoice`; see :func:`apply_preprocessing_choice`).
-    """
-
-    device: str = attrs.field(default="auto", converter=str)
-    backend: BackendChoice = "auto"
-    precision: PrecisionChoice = "auto"
-    tta: bool = False
-    tta_batch: int = attrs.field(default=1, validator=_check_positive_or_none)
-    threshold: float = attrs.field(default=0.5, converter=float, validator=_check_threshold)
-    largest_component: bool = False
-    min_gtvn_volume: float = attrs.field(default=0.0, converter=float, validator=_check_min_volume)
-    window_size: tuple[int, int, int] | None = attrs.field(default=None, converter=_window)
-    overlap: float = 0.5
-    output_device: str | None = "cpu"
-    num_threads: int | None = attrs.field(default=None, validator=_check_positive_or_none)
-    cache: bool | str = True
-    check_intensities: bool = True
-    preprocessing: PreprocessingChoice = attrs.field(default="auto", validator=_check_preprocessing)
-
-
-_CONFIG_FIELDS = frozenset(f.name for f in attrs.fields(PredictorConfig))
-
-
-def _make_config(config: PredictorConfig | None, overrides: dict[str, Any]) -> PredictorConfig:
-    unknown = sorted(set(overrides) - _CONFIG_FIELDS)
-    if unknown:
-        raise TypeError(f"unknown Predictor option(s): {', '.join(unknown)}")
-    values: dict[str, Any] = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in overrides.items()}
-    if "device" in values and values["device"] is None:
-        values["device"] = "auto"
-    return attrs.evolve(config or PredictorConfig(), **values)
 
 
 class Predictor:
@@ -352,7 +115,6 @@ class Predictor:
             for m in models
         ]
         logger.info("inference: %d model(s), %s", len(self.models), self.runtime)
-        self.tta = bool(cfg.tta)
         self.threshold = float(cfg.threshold)
         self.largest_component = bool(cfg.largest_component)
         self.window_size: tuple[int, int, int] = cfg.window_size or (pre.size[2], pre.size[1], pre.size[0])
@@ -364,6 +126,7 @@ class Predictor:
         self.model_names: list[str] = [
             names[i] if i < len(names) else f"model {i + 1}" for i in range(len(self.models))
         ]
+        self.ensemble = Ensemble(self.models, self.model_names, tta=bool(cfg.tta), tta_batch=cfg.tta_batch)
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -440,56 +203,30 @@ class Predictor:
         return preprocessing_name(self.preprocess)
 
     @property
+    def tta(self) -> bool:
+        """Whether the 8 mirrorings are averaged too (the ensemble's setting)."""
+        return self.ensemble.tta
+
+    @tta.setter
+    def tta(self, value: bool) -> None:
+        self.ensemble.tta = bool(value)
+
+    @property
     def n_members(self) -> int:
         """Predictions averaged per voxel: models × mirrorings."""
-        return len(self.models) * (len(MIRROR_AXES) if self.tta else 1)
-
-    def _mean_and_var(self, x: Tensor, with_var: bool) -> Tensor:
-        """Mean (and variance) over models × mirrorings for one window ``(1, 2, z, y, x)``.
-
-        The mirrorings go through each model ``tta_batch`` at a time, as one batch.
-        Returns ``(1, C, …)`` or, with ``with_var``, ``(1, 2C, …)`` = [mean, variance].
-        """
-        mirrors = MIRROR_AXES if self.tta else ((),)
-        step = max(1, self.config.tta_batch)
-        groups = [mirrors[i : i + step] for i in range(0, len(mirrors), step)]
-        mean: Tensor | None = None
-        m2: Tensor | None = None
-        count = 0
-        for index, model in enumerate(self.models):
-            for group in groups:
-                batch = torch.cat([torch.flip(x, dims) if dims else x for dims in group], dim=0)
-                probs = probabilities(model(batch).float())
-                for k, dims in enumerate(group):
-                    prob = probs[k : k + 1]
-                    prob = (torch.flip(prob, dims) if dims else prob).to(x.device, torch.float32).contiguous()
-                    _check_finite(prob, self.model_names[index])
-                    count += 1
-                    if mean is None:
-                        mean = prob.clone()
-                        m2 = torch.zeros_like(prob) if with_var else None
-                        continue
-                    delta = prob - mean
-                    mean += delta / count
-                    if m2 is not None:
-                        m2 += delta * (prob - mean)
-        assert mean is not None
-        if with_var:
-            assert m2 is not None
-            return torch.cat([mean, m2 / count], dim=1)
-        return mean
+        return self.ensemble.n_members
 
     def _direct(self, t: Tensor, with_var: bool) -> Tensor:
         """One pass over the whole input; sides that are not multiples of 16 are padded, then cropped."""
         spatial = tuple(int(s) for s in t.shape[2:])
         padded = tuple(-(-s // SIZE_DIVISOR) * SIZE_DIVISOR for s in spatial)
         if padded == spatial:
-            return self._mean_and_var(t, with_var)
+            return self.ensemble(t, with_var)
         big = torch.empty((1, t.shape[1], *padded), dtype=t.dtype)
         for c in range(t.shape[1]):
             big[0, c].fill_(float(t[0, c].min()))  # air on CT, background on PET
         big[:, :, : spatial[0], : spatial[1], : spatial[2]] = t
-        out = self._mean_and_var(big, with_var)
+        out = self.ensemble(big, with_var)
         return out[:, :, : spatial[0], : spatial[1], : spatial[2]]
 
     @overload
@@ -534,7 +271,7 @@ class Predictor:
         with torch.inference_mode():
             if any(s > w for s, w in zip(spatial, self.window_size, strict=True)):
                 out = sliding_window_predict(
-                    lambda patch: self._mean_and_var(patch, return_variance),
+                    lambda patch: self.ensemble(patch, return_variance),
                     t,
                     self.window_size,
                     overlap=self.overlap,
@@ -638,41 +375,14 @@ class Predictor:
             probs, variance = self.predict_array(x, return_variance=True)
         else:
             probs = self.predict_array(x)
-        target = pre.ct_geometry
-        channels = [
-            sitk.GetArrayFromImage(to_original_grid(probs[c], pre.reference, target, kind="probability"))
-            for c in range(probs.shape[0])
-        ]
-        if len(channels) == 1:
-            mask = (channels[0] > self.threshold).astype(np.uint8)
-        else:
-            mask = _argmax_uint8(channels)
-        mask = postprocess_mask(
-            mask,
-            target.spacing,
+        return map_to_ct_grid(
+            pre,
+            probs,
+            variance,
+            threshold=self.threshold,
             largest_component=self.largest_component,
-            min_gtvn_volume_mm3=self.min_gtvn_volume,
-        )
-        prob_image: sitk.Image | None = None
-        if with_probabilities:
-            if len(channels) == 1:
-                prob_image = array_to_image(channels[0].astype(np.float32), target)
-            else:
-                prob_image = sitk.Compose(*[array_to_image(c.astype(np.float32), target) for c in channels])
-        unc_image: sitk.Image | None = None
-        if variance is not None:
-            fg = variance if variance.shape[0] == 1 else variance[1:]
-            unc_image = to_original_grid(
-                fg.mean(axis=0).astype(np.float32), pre.reference, target, kind="probability"
-            )
-        return CasePrediction(
-            patient_id=pre.patient_id,
-            mask=array_to_image(mask, target),
-            probabilities=prob_image,
-            uncertainty=unc_image,
-            reference=pre.reference,
-            bbox=pre.bbox,
-            box_source=pre.box_source,
+            min_gtvn_volume=self.min_gtvn_volume,
+            with_probabilities=with_probabilities,
         )
 
     def __repr__(self) -> str:

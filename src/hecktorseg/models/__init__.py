@@ -5,13 +5,9 @@ a name registry, checkpoints (ours and the original implementation's), and expor
 from hecktorseg.models.baseline_unet import BaselineUNet
 from hecktorseg.models.checkpoint import (
     LoadedCheckpoint,
-    convert_original_checkpoint,
     load_checkpoint,
-    load_original_checkpoint,
     read_checkpoint_file,
     save_checkpoint,
-    save_original_checkpoint,
-    swap_kernel_axes,
 )
 from hecktorseg.models.export import EXPORT_SUFFIXES, export_model, verify_export
 from hecktorseg.models.layers import (
@@ -21,6 +17,12 @@ from hecktorseg.models.layers import (
     SENorm3d,
     SEUpsample3d,
     SEWeights3d,
+)
+from hecktorseg.models.original import (
+    convert_original_checkpoint,
+    load_original_checkpoint,
+    save_original_checkpoint,
+    swap_kernel_axes,
 )
 from hecktorseg.models.registry import (
     MAX_PARAMETERS,
