@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from hecktorseg.training.distributed import cleanup_distributed as cleanup_distributed
     from hecktorseg.training.distributed import init_distributed as init_distributed
     from hecktorseg.training.distributed import is_main_process as is_main_process
+    from hecktorseg.training.factory import build_augmentation as build_augmentation
+    from hecktorseg.training.factory import build_train_model as build_train_model
     from hecktorseg.training.folds import folds_to_train as folds_to_train
     from hecktorseg.training.folds import train_all_folds as train_all_folds
     from hecktorseg.training.history import EpochMetrics as EpochMetrics
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from hecktorseg.training.history import write_metrics_csv as write_metrics_csv
     from hecktorseg.training.splits import PaperFoldCoverage as PaperFoldCoverage
     from hecktorseg.training.splits import Split as Split
+    from hecktorseg.training.splits import fold_splits as fold_splits
     from hecktorseg.training.splits import load_split_file as load_split_file
     from hecktorseg.training.splits import make_splits as make_splits
     from hecktorseg.training.splits import paper_fold_coverage as paper_fold_coverage
@@ -49,9 +52,6 @@ if TYPE_CHECKING:
     from hecktorseg.training.steps import train_step as train_step
     from hecktorseg.training.trainer import Trainer as Trainer
     from hecktorseg.training.trainer import TrainResult as TrainResult
-    from hecktorseg.training.trainer import build_augmentation as build_augmentation
-    from hecktorseg.training.trainer import build_train_model as build_train_model
-    from hecktorseg.training.trainer import fold_splits as fold_splits
     from hecktorseg.training.trainer import train as train
 
 # The one list of public names: name → sub-module that defines it.
@@ -63,6 +63,8 @@ _EXPORTS = {
     "cleanup_distributed": "distributed",
     "init_distributed": "distributed",
     "is_main_process": "distributed",
+    "build_augmentation": "factory",
+    "build_train_model": "factory",
     "folds_to_train": "folds",
     "train_all_folds": "folds",
     "EpochMetrics": "history",
@@ -71,6 +73,7 @@ _EXPORTS = {
     "write_metrics_csv": "history",
     "PaperFoldCoverage": "splits",
     "Split": "splits",
+    "fold_splits": "splits",
     "load_split_file": "splits",
     "make_splits": "splits",
     "paper_fold_coverage": "splits",
@@ -80,9 +83,6 @@ _EXPORTS = {
     "train_step": "steps",
     "Trainer": "trainer",
     "TrainResult": "trainer",
-    "build_augmentation": "trainer",
-    "build_train_model": "trainer",
-    "fold_splits": "trainer",
     "train": "trainer",
 }
 
