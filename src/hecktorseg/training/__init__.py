@@ -37,9 +37,11 @@ if TYPE_CHECKING:
     from hecktorseg.training.folds import folds_to_train as folds_to_train
     from hecktorseg.training.folds import train_all_folds as train_all_folds
     from hecktorseg.training.history import EpochMetrics as EpochMetrics
+    from hecktorseg.training.history import TrainResult as TrainResult
     from hecktorseg.training.history import plot_learning_curves as plot_learning_curves
     from hecktorseg.training.history import read_metrics_csv as read_metrics_csv
     from hecktorseg.training.history import write_metrics_csv as write_metrics_csv
+    from hecktorseg.training.run import train as train
     from hecktorseg.training.splits import PaperFoldCoverage as PaperFoldCoverage
     from hecktorseg.training.splits import Split as Split
     from hecktorseg.training.splits import fold_splits as fold_splits
@@ -51,8 +53,6 @@ if TYPE_CHECKING:
     from hecktorseg.training.steps import eval_step as eval_step
     from hecktorseg.training.steps import train_step as train_step
     from hecktorseg.training.trainer import Trainer as Trainer
-    from hecktorseg.training.trainer import TrainResult as TrainResult
-    from hecktorseg.training.trainer import train as train
 
 # The one list of public names: name → sub-module that defines it.
 _EXPORTS = {
@@ -68,6 +68,7 @@ _EXPORTS = {
     "folds_to_train": "folds",
     "train_all_folds": "folds",
     "EpochMetrics": "history",
+    "TrainResult": "history",
     "plot_learning_curves": "history",
     "read_metrics_csv": "history",
     "write_metrics_csv": "history",
@@ -79,11 +80,10 @@ _EXPORTS = {
     "paper_fold_coverage": "splits",
     "paper_splits": "splits",
     "save_split": "splits",
+    "train": "run",
     "eval_step": "steps",
     "train_step": "steps",
     "Trainer": "trainer",
-    "TrainResult": "trainer",
-    "train": "trainer",
 }
 
 __all__ = list(_EXPORTS)  # built from the one list above

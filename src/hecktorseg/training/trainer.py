@@ -1,25 +1,7 @@
-"""The training loop: cross-validated folds, checkpoints, metrics, exact resume, AMP and DDP.
+"""The training loop: one model on one fold, with checkpoints, metrics, exact resume, AMP and DDP.
 
-Quick start (a small model on a preprocessed dataset, a few CPU minutes)::
-
-    from hecktorseg.training import TrainConfig, train
-
-    config = TrainConfig(n_filters=4, epochs=10, split="random", n_folds=4, rotation_p=0, mirror_p=0)
-    result = train("preprocessed/", "runs/", config, fold=0)
-    print(result.best_dice, result.best_checkpoint)
-
-Outputs of fold ``K`` go to ``OUT/fold_K/``: ``last.pt`` (model + optimizer,
-scheduler, scaler, epoch, history and RNG states; for ``resume``), ``best.pt`` (the
-model with the best mean validation Dice), ``metrics.csv``, ``learning_curves.png``,
-``config.yaml`` (the resolved :class:`~hecktorseg.training.TrainConfig`) and
-``split.json``.
-
-Classes: ``n_classes: null`` (the default) trains 3 outputs (background / GTVp /
-GTVn) on a dataset whose labels include 2, else the paper's single output; the
-validation of a multi-class model adds the Dice of each class, the aggregated
-GTVn Dice and the selection score to ``metrics.csv`` (see
-:mod:`hecktorseg.training.classes` for the exact score). Checkpoint metadata holds ``preprocess`` (the dataset's
-preprocessing configuration) and ``train`` so inference can rebuild everything.
+:class:`Trainer` runs the epochs; :func:`hecktorseg.training.train` sets it up from a
+preprocessed dataset.
 
 Reproducibility: weights are initialised from ``seed``; the data order of epoch
 ``e`` is a shuffle seeded by ``seed + e`` and the augmentation of sample ``i`` in
@@ -35,77 +17,42 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from hecktorseg.config import from_dict, save_yaml, to_dict
-from hecktorseg.data import PreprocessedDataset
+from hecktorseg.config import save_yaml, to_dict
 from hecktorseg.data.dataset import sample_seed
-from hecktorseg.errors import CheckpointError, ConfigError, DataError
+from hecktorseg.errors import CheckpointError, DataError
 from hecktorseg.io import ensure_output_dir
 from hecktorseg.losses import build_loss
-from hecktorseg.models import SIZE_DIVISOR, probe_model, read_checkpoint_file, save_checkpoint, unwrap_model
-from hecktorseg.preprocessing import read_manifest
+from hecktorseg.models import read_checkpoint_file, save_checkpoint, unwrap_model
 from hecktorseg.runtime import set_threads
 from hecktorseg.training.classes import aggregated_dice, dataset_n_classes, selection_score
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.device import train_device, train_precision
-from hecktorseg.training.distributed import (
-    DistContext,
-    all_reduce_sum,
-    barrier,
-    cleanup_distributed,
-    init_distributed,
+from hecktorseg.training.distributed import DistContext, all_reduce_sum, barrier
+from hecktorseg.training.factory import build_train_model
+from hecktorseg.training.history import (
+    EpochMetrics,
+    TrainResult,
+    epoch_messages,
+    plot_learning_curves,
+    write_metrics_csv,
 )
-from hecktorseg.training.factory import build_augmentation, build_train_model, train_model_kwargs
-from hecktorseg.training.history import EpochMetrics, class_name, plot_learning_curves, write_metrics_csv
 from hecktorseg.training.loaders import make_loaders
-from hecktorseg.training.resume import check_resumed_config, prepare_on_rank0
+from hecktorseg.training.resume import check_resumed_config
 from hecktorseg.training.seeding import deterministic_algorithms, rng_state, seed_everything, set_rng_state
-from hecktorseg.training.splits import fold_splits, labelled_ids, left_out_cases, paper_fold_coverage
 from hecktorseg.training.steps import eval_step_stats, train_step
 from hecktorseg.typing import PathLike, ProgressCallback
 
-__all__ = ["TrainResult", "Trainer", "train"]
+__all__ = ["Trainer"]
 
 logger = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class TrainResult:
-    """What a finished (or resumed-and-finished) training run produced.
-
-    Attributes
-    ----------
-    fold_dir
-        ``OUT/fold_K``.
-    best_checkpoint, last_checkpoint
-        ``best.pt`` (highest validation score) and ``last.pt``.
-    best_dice
-        Best validation score (NaN if never validated): the mean validation Dice for
-        binary models; for GTVp + GTVn models the mean of the GTVp Dice and the GTVn
-        aggregated Dice (:func:`hecktorseg.training.classes.selection_score`).
-    best_epoch
-        1-based epoch of ``best.pt`` (0 if none).
-    metrics_csv
-        ``metrics.csv``.
-    history
-        Metrics of every epoch.
-    """
-
-    fold_dir: Path
-    best_checkpoint: Path
-    last_checkpoint: Path
-    best_dice: float
-    best_epoch: int
-    metrics_csv: Path
-    history: tuple[EpochMetrics, ...] = ()
 
 
 class Trainer:
@@ -459,25 +406,7 @@ class Trainer:
             if config.plot and math.isfinite(score):
                 plot_learning_curves(self.history, self.fold_dir / "learning_curves.png")
         speed = samples / max(train_seconds, 1e-9)
-        message = f"epoch {epoch}: loss {train_loss:.4f}"
-        short = f"loss {train_loss:.3f}"
-        if math.isfinite(val_dice) and multi:
-            per_class = ", ".join(
-                f"{class_name(k + 1).upper()} {d:.3f}" for k, d in enumerate(val.val_class_dice)
-            )
-            agg = ", ".join(
-                f"{class_name(k + 1).upper()} {d:.3f}" for k, d in enumerate(val.val_class_dsc_agg) if k > 0
-            )
-            message += (
-                f", val loss {val_loss:.4f}, val Dice {per_class}"
-                + (f", DSCagg {agg}" if agg else "")
-                + f", score {score:.3f} (best {self.best_dice:.3f})"
-            )
-            short += f" score {score:.3f}"
-        elif math.isfinite(val_dice):
-            message += f", val loss {val_loss:.4f}, val Dice {val_dice:.3f} (best {self.best_dice:.3f})"
-            short += f" dice {val_dice:.3f}"
-        short += f" {speed:.2f}/s"
+        message, short = epoch_messages(row, self.best_dice, speed)
         if self.ctx.is_main:
             logger.info("%s, lr %.2e, %.2f samples/s, %.1f s", message, lr, speed, row.seconds)
             if progress is not None:
@@ -494,124 +423,3 @@ class Trainer:
             metrics_csv=self.metrics_path,
             history=tuple(self.history),
         )
-
-
-def _check_grid(size: Sequence[int], data: Path) -> None:
-    bad = [int(v) for v in size if int(v) % SIZE_DIVISOR]
-    if bad:
-        raise DataError(
-            f"the preprocessed grid {list(size)} has sides that are not multiples of {SIZE_DIVISOR}, "
-            "which the network needs",
-            path=data / "manifest.json",
-            hint="preprocess again with e.g. size=144 (or 32, 48, ...)",
-        )
-
-
-def train(
-    data_dir: PathLike,
-    out_dir: PathLike,
-    config: TrainConfig | None = None,
-    *,
-    fold: int | None = None,
-    resume: bool = False,
-    force: bool = False,
-    progress: ProgressCallback | None = None,
-) -> TrainResult:
-    """Train one fold on a preprocessed dataset; results in ``out_dir/fold_K``.
-
-    Works unchanged under ``torchrun`` (one process per GPU; the process group is
-    joined here when ``WORLD_SIZE > 1`` and left at the end).
-
-    Parameters
-    ----------
-    data_dir
-        Preprocessed dataset (with ``manifest.json``).
-    out_dir
-        Output folder; this fold writes ``out_dir/fold_K/``.
-    config
-        The recipe (default: the paper's, :class:`TrainConfig`).
-    fold
-        Fold to train (default ``config.fold``).
-    resume
-        Continue from ``fold_K/last.pt`` if present.
-    force
-        Delete earlier results of this fold first.
-    progress
-        Called as ``progress(completed_epochs, epochs, message)``.
-
-    Raises
-    ------
-    ConfigError
-        Invalid fold or split, results exist without ``resume``/``force``, bad resume.
-    DataError
-        Missing or invalid dataset.
-    """
-    config = config if config is not None else TrainConfig()
-    if fold is not None and fold != config.fold:
-        config = from_dict(TrainConfig, {**to_dict(config), "fold": fold}, where="train")
-    data = Path(data_dir)
-    if not data.is_dir():
-        raise DataError(
-            "data directory not found", path=data, hint="give the output folder of 'hecktorseg preprocess'"
-        )
-    manifest = read_manifest(data)
-    splits = fold_splits(data, config, manifest=manifest)
-    if config.fold >= len(splits):
-        raise ConfigError(
-            f"train.fold: {config.fold} is out of range; this split has {len(splits)} fold(s) "
-            f"(0..{len(splits) - 1})"
-        )
-    split = splits[config.fold]
-    if config.split == "paper":
-        for message in paper_fold_coverage(labelled_ids(manifest), config.fold).messages():
-            logger.warning("%s", message)
-    if not split.train or not split.val:
-        raise ConfigError(
-            f"train.fold: fold {config.fold} ({split.description}) has {len(split.train)} training and "
-            f"{len(split.val)} validation case(s) in this dataset; both must be non-empty",
-            hint="preprocess the cases of this fold, or choose another split",
-        )
-    fold_dir = Path(out_dir) / f"fold_{config.fold}"
-    _check_grid(manifest.config.size, data)
-    n_classes = config.n_classes if config.n_classes is not None else dataset_n_classes(manifest)
-    # absurd sizes fail before anything is written
-    probe_model(config.model, **train_model_kwargs(config, 2, n_classes))
-    probe = train_device(config)
-    ctx = init_distributed(probe.type)
-    try:
-        prepare_on_rank0(ctx, fold_dir, split, config, resume=resume, force=force)
-        if ctx.is_main:
-            logger.info(
-                "fold %d (%s): %d training / %d validation cases",
-                config.fold,
-                split.description,
-                len(split.train),
-                len(split.val),
-            )
-            left_out = left_out_cases(manifest.entries, split)
-            if left_out:
-                logger.warning(
-                    "fold %d: %d case(s) of %s left out: %s",
-                    config.fold,
-                    len(left_out),
-                    data,
-                    "; ".join(f"{pid} ({why})" for pid, why in sorted(left_out.items())),
-                )
-        fill = (float(manifest.config.ct_fill), float(manifest.config.pet_fill))
-        train_ds = PreprocessedDataset(
-            data,
-            split.train,
-            transform=build_augmentation(config, fill),
-            cache=config.cache,
-            seed=config.seed,
-        )
-        val_ds = PreprocessedDataset(data, split.val, cache=config.cache, seed=config.seed)
-        metadata = {
-            "preprocess": to_dict(manifest.config),
-            "fold": config.fold,
-            "split": split.to_dict(),
-        }
-        trainer = Trainer(config, train_ds, val_ds, fold_dir, metadata=metadata, ctx=ctx, n_classes=n_classes)
-        return trainer.fit(resume=resume, progress=progress)
-    finally:
-        cleanup_distributed(ctx)
