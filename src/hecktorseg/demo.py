@@ -25,7 +25,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -33,6 +33,9 @@ from hecktorseg.demo_report import departures_from_paper, write_report, write_re
 from hecktorseg.errors import ConfigError
 from hecktorseg.io import atomic_write_text, ensure_output_dir
 from hecktorseg.typing import PathLike
+
+if TYPE_CHECKING:
+    from hecktorseg.training import TrainConfig
 
 __all__ = ["DEMO_EDITIONS", "DemoConfig", "DemoResult", "StageCallback", "departures_from_paper", "run_demo"]
 
@@ -146,7 +149,7 @@ def run_demo(
     from hecktorseg.inference import Predictor, PredictorConfig, predict_dataset
     from hecktorseg.io import discover_cases, write_bbox_table
     from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
-    from hecktorseg.training import TrainConfig, train
+    from hecktorseg.training import train
 
     cfg = config or DemoConfig()
     if cfg.edition != "2020":
@@ -173,27 +176,7 @@ def run_demo(
     preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
 
     # 3. training: a fixed split, the last n_val training patients validate.
-    split_file = out / "split.json"
-    ids = [c.patient_id for c in train_cases]
-    import json
-
-    atomic_write_text(
-        split_file,
-        json.dumps([{"train": ids[: -cfg.n_val], "val": ids[-cfg.n_val :]}], indent=2),
-    )
-    train_cfg = TrainConfig(
-        n_filters=cfg.n_filters,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        split="file",
-        split_file=str(split_file),
-        seed=cfg.seed,
-        num_workers=0,
-        device="cpu",
-        rotation_p=0.0,
-        mirror_p=0.5,
-        t_0=cfg.epochs,  # one cosine cycle over the short run
-    )
+    train_cfg = _train_config(cfg, out, [c.patient_id for c in train_cases])
     result = train(preprocessed, out / "model", train_cfg, fold=0, progress=_stage(progress, "train"))
 
     # 4. prediction of the held-out patients on their original CT grids.
@@ -244,14 +227,13 @@ def _run_demo_nodes(
     out_dir: PathLike, cfg: DemoConfig, *, force: bool, progress: StageCallback | None
 ) -> DemoResult:
     """The GTVp + GTVn demo (2025/2026 layout and rules); see the module docstring."""
-    import json
 
     from hecktorseg.data import write_synthetic_dataset
     from hecktorseg.evaluation import evaluate, visualize_case
     from hecktorseg.inference import Predictor, predict_dataset
     from hecktorseg.io import discover_cases
     from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
-    from hecktorseg.training import TrainConfig, train
+    from hecktorseg.training import train
 
     out = _prepare_out(out_dir, force)
     start = time.perf_counter()
@@ -274,24 +256,7 @@ def _run_demo_nodes(
     preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
 
     # 3. training: 3 outputs (from the manifest: the labels include 2), fixed split.
-    split_file = out / "split.json"
-    ids = [c.patient_id for c in train_cases]
-    atomic_write_text(
-        split_file, json.dumps([{"train": ids[: -cfg.n_val], "val": ids[-cfg.n_val :]}], indent=2)
-    )
-    train_cfg = TrainConfig(
-        n_filters=cfg.n_filters,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        split="file",
-        split_file=str(split_file),
-        seed=cfg.seed,
-        num_workers=0,
-        device="cpu",
-        rotation_p=0.0,
-        mirror_p=0.5,
-        t_0=cfg.epochs,
-    )
+    train_cfg = _train_config(cfg, out, [c.patient_id for c in train_cases])
     result = train(preprocessed, out / "model", train_cfg, fold=0, progress=_stage(progress, "train"))
 
     # 4. labels 0/1/2 on the original CT grids; 5. the 2025 rules and pictures.
@@ -319,6 +284,32 @@ def _run_demo_nodes(
         seconds=seconds,
         edition=cfg.edition,
         summary=summary,
+    )
+
+
+def _train_config(cfg: DemoConfig, out: Path, ids: list[str]) -> TrainConfig:
+    """The demo's training settings; writes ``out/split.json`` (the last ``n_val`` of ``ids`` validate)."""
+    import json
+
+    from hecktorseg.training import TrainConfig
+
+    split_file = out / "split.json"
+    atomic_write_text(
+        split_file,
+        json.dumps([{"train": ids[: -cfg.n_val], "val": ids[-cfg.n_val :]}], indent=2),
+    )
+    return TrainConfig(
+        n_filters=cfg.n_filters,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        split="file",
+        split_file=str(split_file),
+        seed=cfg.seed,
+        num_workers=0,
+        device="cpu",
+        rotation_p=0.0,
+        mirror_p=0.5,
+        t_0=cfg.epochs,  # one cosine cycle over the short run
     )
 
 

@@ -81,18 +81,8 @@ def write_report(
         "|---|---|---|",
         *(f"| {name} | {paper} | {demo} |" for name, paper, demo in departures),
         "",
-        "## Learning curves",
-        "",
-        "![learning curves](model/fold_0/learning_curves.png)",
-        "",
-        "## Held-out predictions (green: GTVp, magenta: GTVn; solid: ground truth, dashed: prediction)",
-        "",
-        *(f"![{pid}](pictures/{pid}.png)" for pid in sorted(per_case)),
-        "",
     ]
-    path = out / "report.md"
-    atomic_write_text(path, "\n".join(lines))
-    return path
+    return _write(out, lines, sorted(per_case))
 
 
 def _fmt(value: Any, *, count: bool = False) -> str:
@@ -144,13 +134,21 @@ def write_report_nodes(
         "|---|---|---|---|---|---|---|",
         *rows,
         "",
+    ]
+    return _write(out, lines, sorted(per_case))
+
+
+def _write(out: Path, lines: list[str], patients: list[str]) -> Path:
+    """Add the learning curves and the pictures of ``patients`` to ``lines``; write ``out/report.md``."""
+    lines = [
+        *lines,
         "## Learning curves",
         "",
         "![learning curves](model/fold_0/learning_curves.png)",
         "",
         "## Held-out predictions (green: GTVp, magenta: GTVn; solid: ground truth, dashed: prediction)",
         "",
-        *(f"![{pid}](pictures/{pid}.png)" for pid in sorted(per_case)),
+        *(f"![{pid}](pictures/{pid}.png)" for pid in patients),
         "",
     ]
     path = out / "report.md"
