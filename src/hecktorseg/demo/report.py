@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from hecktorseg.io import atomic_write_text
 
 if TYPE_CHECKING:
-    from hecktorseg.demo import DemoConfig
+    from hecktorseg.demo.run import DemoConfig
 
 __all__ = ["departures_from_paper", "write_report", "write_report_nodes"]
 
