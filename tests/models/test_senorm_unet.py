@@ -173,6 +173,21 @@ def test_registry_and_baseline() -> None:
         model(torch.zeros(1, 2, 8, 16, 16))
 
 
+def test_model_parameters_name_each_constructors_arguments() -> None:
+    from hecktorseg.models.registry import model_parameters
+    from hecktorseg.training import TrainConfig
+    from hecktorseg.training.factory import train_model_kwargs
+
+    assert model_parameters("baseline_unet") == {"in_channels", "n_classes", "n_filters"}
+    assert model_parameters("senorm_unet") == {"in_channels", "n_classes", "n_filters", "reduction"}
+    assert model_parameters("resnet") is None  # unknown: build_model reports it
+    # the training settings pass each model only what its constructor takes
+    base = train_model_kwargs(TrainConfig(model="baseline_unet", n_filters=4, reduction=4), 2)
+    assert base == {"in_channels": 2, "n_classes": 1, "n_filters": 4}
+    se = train_model_kwargs(TrainConfig(n_filters=8, reduction=4, n_classes=3), 2)
+    assert se == {"in_channels": 2, "n_classes": 3, "n_filters": 8, "reduction": 4}
+
+
 def test_training_step_gradients_flow() -> None:
     torch.manual_seed(5)
     model = SENormUNet(n_filters=4)

@@ -317,7 +317,7 @@ def test_left_out_cases_names_the_reason() -> None:
     from types import SimpleNamespace
 
     from hecktorseg.training import Split
-    from hecktorseg.training.trainer import left_out_cases
+    from hecktorseg.training.splits import left_out_cases
 
     entries = {
         "A1": SimpleNamespace(label_path=Path("a")),

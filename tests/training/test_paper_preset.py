@@ -19,7 +19,7 @@ from hecktorseg.data import RandomMirror, RandomRotation, SequentialRotation
 from hecktorseg.errors import ConfigError
 from hecktorseg.preprocessing import PreprocessConfig
 from hecktorseg.training import TrainConfig, build_augmentation, fold_splits, make_splits, paper_fold_coverage
-from hecktorseg.training.trainer import _train_precision
+from hecktorseg.training.device import train_precision as _train_precision
 
 runner = CliRunner()
 PACKAGE_FILE = Path(hecktorseg.training.__file__).parent / "_data" / "paper_splits.json"

@@ -8,8 +8,8 @@ from torch import Tensor, nn
 
 from hecktorseg.losses import build_loss
 from hecktorseg.training import TrainConfig, eval_step, train_step
+from hecktorseg.training.device import train_precision as resolve_amp
 from hecktorseg.training.steps import batch_dice
-from hecktorseg.training.trainer import _train_precision as resolve_amp
 
 
 class Fixed(nn.Module):

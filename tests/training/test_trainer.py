@@ -24,7 +24,7 @@ from hecktorseg.training import (
     read_metrics_csv,
     train,
 )
-from hecktorseg.training.trainer import RESULT_FILES, prepare_fold_dir
+from hecktorseg.training.resume import RESULT_FILES, prepare_fold_dir
 
 QUICK = {"n_filters": 4, "split": "random", "n_folds": 4, "num_workers": 0, "device": "cpu"}
 
@@ -98,7 +98,7 @@ def test_existing_results_are_not_overwritten(
     learned: tuple[TrainConfig, Path, object], preprocessed_dir: Path
 ) -> None:
     config, out, _ = learned
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="resume=True"):
         train(preprocessed_dir, out, config, fold=0)
     # resuming a finished run changes nothing
     again = train(preprocessed_dir, out, config, fold=0, resume=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ __all__ = [
     "build_model",
     "model_hparams",
     "model_name",
+    "model_parameters",
     "probe_model",
     "register_model",
     "unwrap_model",
@@ -62,6 +64,27 @@ def register_model(name: str) -> Callable[[M], M]:
 def available_models() -> list[str]:
     """Return the sorted names accepted by :func:`build_model`."""
     return sorted(_REGISTRY)
+
+
+def model_parameters(name: str) -> frozenset[str] | None:
+    """Keyword arguments the constructor of a registered model accepts.
+
+    Lets a caller offer its full set of hyper-parameters (``n_filters``, ``reduction``,
+    ...) and pass each model only those it takes.
+
+    Returns
+    -------
+    frozenset of str or None
+        The parameter names; ``None`` when any keyword is accepted (``**kwargs``) or
+        ``name`` is not registered (:func:`build_model` then reports it).
+    """
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        return None
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL)
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

@@ -32,14 +32,19 @@ if TYPE_CHECKING:
     from hecktorseg.training.distributed import cleanup_distributed as cleanup_distributed
     from hecktorseg.training.distributed import init_distributed as init_distributed
     from hecktorseg.training.distributed import is_main_process as is_main_process
+    from hecktorseg.training.factory import build_augmentation as build_augmentation
+    from hecktorseg.training.factory import build_train_model as build_train_model
     from hecktorseg.training.folds import folds_to_train as folds_to_train
     from hecktorseg.training.folds import train_all_folds as train_all_folds
     from hecktorseg.training.history import EpochMetrics as EpochMetrics
+    from hecktorseg.training.history import TrainResult as TrainResult
     from hecktorseg.training.history import plot_learning_curves as plot_learning_curves
     from hecktorseg.training.history import read_metrics_csv as read_metrics_csv
     from hecktorseg.training.history import write_metrics_csv as write_metrics_csv
+    from hecktorseg.training.run import train as train
     from hecktorseg.training.splits import PaperFoldCoverage as PaperFoldCoverage
     from hecktorseg.training.splits import Split as Split
+    from hecktorseg.training.splits import fold_splits as fold_splits
     from hecktorseg.training.splits import load_split_file as load_split_file
     from hecktorseg.training.splits import make_splits as make_splits
     from hecktorseg.training.splits import paper_fold_coverage as paper_fold_coverage
@@ -48,11 +53,6 @@ if TYPE_CHECKING:
     from hecktorseg.training.steps import eval_step as eval_step
     from hecktorseg.training.steps import train_step as train_step
     from hecktorseg.training.trainer import Trainer as Trainer
-    from hecktorseg.training.trainer import TrainResult as TrainResult
-    from hecktorseg.training.trainer import build_augmentation as build_augmentation
-    from hecktorseg.training.trainer import build_train_model as build_train_model
-    from hecktorseg.training.trainer import fold_splits as fold_splits
-    from hecktorseg.training.trainer import train as train
 
 # The one list of public names: name → sub-module that defines it.
 _EXPORTS = {
@@ -63,27 +63,27 @@ _EXPORTS = {
     "cleanup_distributed": "distributed",
     "init_distributed": "distributed",
     "is_main_process": "distributed",
+    "build_augmentation": "factory",
+    "build_train_model": "factory",
     "folds_to_train": "folds",
     "train_all_folds": "folds",
     "EpochMetrics": "history",
+    "TrainResult": "history",
     "plot_learning_curves": "history",
     "read_metrics_csv": "history",
     "write_metrics_csv": "history",
     "PaperFoldCoverage": "splits",
     "Split": "splits",
+    "fold_splits": "splits",
     "load_split_file": "splits",
     "make_splits": "splits",
     "paper_fold_coverage": "splits",
     "paper_splits": "splits",
     "save_split": "splits",
+    "train": "run",
     "eval_step": "steps",
     "train_step": "steps",
     "Trainer": "trainer",
-    "TrainResult": "trainer",
-    "build_augmentation": "trainer",
-    "build_train_model": "trainer",
-    "fold_splits": "trainer",
-    "train": "trainer",
 }
 
 __all__ = list(_EXPORTS)  # built from the one list above

@@ -87,7 +87,7 @@ def dataset_n_classes(data: PathLike | Manifest, patient_ids: Sequence[str] | No
         raise DataError(
             f"label values {unknown} found; known labels are 0 (background), 1 (GTVp) and 2 (GTVn)",
             path=where,
-            hint="fix the label maps, or set --n-classes explicitly",
+            hint="fix the label maps, or set n_classes= explicitly",
         )
     n = 3 if 2 in values else 1
     logger.info("dataset labels %s: training %d output channel(s)", sorted(values), n)

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
 from hecktorseg.training.config import TrainConfig
-from hecktorseg.training.trainer import TrainResult, fold_splits, train
+from hecktorseg.training.history import TrainResult
+from hecktorseg.training.run import train
+from hecktorseg.training.splits import fold_splits
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = ["folds_to_train", "train_all_folds"]

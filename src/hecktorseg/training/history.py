@@ -1,4 +1,4 @@
-"""Per-epoch metrics: the ``metrics.csv`` table and the ``learning_curves.png`` plot."""
+"""What a training run records: per-epoch metrics (``metrics.csv``, ``learning_curves.png``) and its result."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -16,7 +17,9 @@ from hecktorseg.typing import PathLike
 __all__ = [
     "METRICS_COLUMNS",
     "EpochMetrics",
+    "TrainResult",
     "class_name",
+    "epoch_messages",
     "metrics_columns",
     "plot_learning_curves",
     "read_metrics_csv",
@@ -224,3 +227,70 @@ def plot_learning_curves(rows: Sequence[EpochMetrics], path: PathLike) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
+
+
+def epoch_messages(row: EpochMetrics, best: float, speed: float) -> tuple[str, str]:
+    """The log line and the short progress text of a finished epoch.
+
+    Parameters
+    ----------
+    row
+        The epoch's metrics.
+    best
+        The best validation score so far.
+    speed
+        Training samples per second.
+    """
+    multi = bool(row.val_class_dice)
+    score = row.val_score if multi else row.val_dice
+    message = f"epoch {row.epoch}: loss {row.train_loss:.4f}"
+    short = f"loss {row.train_loss:.3f}"
+    if math.isfinite(row.val_dice) and multi:
+        per_class = ", ".join(
+            f"{class_name(k + 1).upper()} {d:.3f}" for k, d in enumerate(row.val_class_dice)
+        )
+        agg = ", ".join(
+            f"{class_name(k + 1).upper()} {d:.3f}" for k, d in enumerate(row.val_class_dsc_agg) if k > 0
+        )
+        message += (
+            f", val loss {row.val_loss:.4f}, val Dice {per_class}"
+            + (f", DSCagg {agg}" if agg else "")
+            + f", score {score:.3f} (best {best:.3f})"
+        )
+        short += f" score {score:.3f}"
+    elif math.isfinite(row.val_dice):
+        message += f", val loss {row.val_loss:.4f}, val Dice {row.val_dice:.3f} (best {best:.3f})"
+        short += f" dice {row.val_dice:.3f}"
+    short += f" {speed:.2f}/s"
+    return message, short
+
+
+@attrs.frozen
+class TrainResult:
+    """What a finished (or resumed-and-finished) training run produced.
+
+    Attributes
+    ----------
+    fold_dir
+        ``OUT/fold_K``.
+    best_checkpoint, last_checkpoint
+        ``best.pt`` (highest validation score) and ``last.pt``.
+    best_dice
+        Best validation score (NaN if never validated): the mean validation Dice for
+        binary models; for GTVp + GTVn models the mean of the GTVp Dice and the GTVn
+        aggregated Dice (:func:`hecktorseg.training.classes.selection_score`).
+    best_epoch
+        1-based epoch of ``best.pt`` (0 if none).
+    metrics_csv
+        ``metrics.csv``.
+    history
+        Metrics of every epoch.
+    """
+
+    fold_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_dice: float
+    best_epoch: int
+    metrics_csv: Path
+    history: tuple[EpochMetrics, ...] = ()

@@ -22,20 +22,27 @@ import importlib.resources
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import numpy as np
 
-from hecktorseg.errors import ConfigError
+from hecktorseg.errors import ConfigError, DataError
 from hecktorseg.io import atomic_write_text, centre_of
+from hecktorseg.training.config import TrainConfig
 from hecktorseg.typing import PathLike
+
+if TYPE_CHECKING:
+    from hecktorseg.preprocessing import Manifest
 
 __all__ = [
     "PAPER_FOLD_KEYS",
     "PAPER_FOLD_NAMES",
     "PaperFoldCoverage",
     "Split",
+    "fold_splits",
+    "labelled_ids",
+    "left_out_cases",
     "load_split_file",
     "make_splits",
     "paper_fold_coverage",
@@ -343,3 +350,63 @@ def save_split(split: Split, path: PathLike, *, seed: int | None = None) -> None
     if seed is not None:
         data["seed"] = seed
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def labelled_ids(manifest: Manifest) -> list[str]:
+    """The sorted patient ids of a preprocessed dataset's cases that have a label map."""
+    return sorted(pid for pid, entry in manifest.entries.items() if entry.label_path is not None)
+
+
+def fold_splits(data_dir: PathLike, config: TrainConfig, *, manifest: Manifest | None = None) -> list[Split]:
+    """All folds of ``config``'s split over the labelled cases of a preprocessed dataset.
+
+    ``manifest`` is the dataset's manifest when the caller has read it already.
+    """
+    if manifest is None:
+        from hecktorseg.preprocessing import read_manifest  # here: keeps this module light
+
+        manifest = read_manifest(data_dir)
+    entries = manifest.entries
+    ids = labelled_ids(manifest)
+    if len(ids) < 2:
+        raise DataError(
+            f"found {len(ids)} labelled case(s); training needs at least 2",
+            path=Path(data_dir) / "manifest.json",
+            hint="preprocess a dataset with ground-truth masks",
+        )
+    centres = {pid: entry.centre for pid, entry in entries.items() if entry.centre}
+    return make_splits(
+        ids,
+        method=config.split,
+        n_folds=config.n_folds,
+        seed=config.seed,
+        split_file=config.split_file,
+        centres=centres,
+    )
+
+
+def left_out_cases(entries: Mapping[str, Any], split: Split) -> dict[str, str]:
+    """Why each case of a preprocessed dataset is in neither the training nor the validation set.
+
+    Parameters
+    ----------
+    entries
+        The manifest's entries (objects with a ``label_path``), by patient id.
+    split
+        The fold.
+
+    Returns
+    -------
+    dict
+        ``{patient_id: reason}``: ``"no label map"`` or ``"not in this fold of the split file"``.
+    """
+    used = set(split.train) | set(split.val)
+    reasons: dict[str, str] = {}
+    for pid, entry in entries.items():
+        if pid in used:
+            continue
+        if getattr(entry, "label_path", None) is None:
+            reasons[pid] = "no label map"
+        else:
+            reasons[pid] = "not in this fold of the split"
+    return reasons

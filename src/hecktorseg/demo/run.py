@@ -1,22 +1,4 @@
-"""The end-to-end demo: synthetic data → preprocessing → training → prediction → scoring → report.
-
-:func:`run_demo` is what ``hecktorseg demo`` runs. It needs no data and no GPU:
-it generates HECKTOR 2020-style PET/CT phantoms, preprocesses them onto a
-coarse 32³ grid (4.5 mm voxels over the 144 mm box), trains a small SE-norm
-U-Net for a few minutes on the CPU, predicts the held-out phantoms back on
-their original CT grids, scores them with the official 2020 rules and writes
-``report.md`` with the scores and pictures, and a table of every setting in
-which the demo departs from the paper (:func:`departures_from_paper`): its
-Dice is a phantom figure, not comparable with the paper's.
-
-``edition="2025"`` (or ``"2026"``, ``hecktorseg demo --edition 2025``) runs today's task
-instead: phantoms in the 2025/2026 layout with a primary tumour (GTVp, label 1) and 0–4
-lymph nodes (GTVn, label 2), a grid 1.5 times taller (32×32×48 voxels of 4.5 mm: the box
-reaches down to the neck nodes), a model with 3 outputs (background / GTVp / GTVn, chosen
-from the data), masks with labels 0/1/2 on the CT grids, and the 2025 scores (GTVp mean
-Dice, GTVn aggregated Dice, GTVn aggregated F1 of lesion detection); the pictures draw
-GTVp and GTVn in their own colours.
-"""
+"""The demo pipeline: synthetic data → preprocessing → training → prediction → scoring → report."""
 
 from __future__ import annotations
 
@@ -25,15 +7,19 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from hecktorseg.demo.report import write_report, write_report_nodes
 from hecktorseg.errors import ConfigError
 from hecktorseg.io import atomic_write_text, ensure_output_dir
 from hecktorseg.typing import PathLike
 
-__all__ = ["DEMO_EDITIONS", "DemoConfig", "DemoResult", "StageCallback", "departures_from_paper", "run_demo"]
+if TYPE_CHECKING:
+    from hecktorseg.training import TrainConfig
+
+__all__ = ["DEMO_EDITIONS", "DemoConfig", "DemoResult", "StageCallback", "run_demo"]
 
 DEMO_EDITIONS = ("2020", "2025", "2026")
 """Tasks the demo runs: the paper's (2020) and today's GTVp + GTVn (2025, 2026)."""
@@ -145,21 +131,12 @@ def run_demo(
     from hecktorseg.inference import Predictor, PredictorConfig, predict_dataset
     from hecktorseg.io import discover_cases, write_bbox_table
     from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
-    from hecktorseg.training import TrainConfig, train
+    from hecktorseg.training import train
 
     cfg = config or DemoConfig()
     if cfg.edition != "2020":
         return _run_demo_nodes(out_dir, cfg, force=force, progress=progress)
-    out = ensure_output_dir(out_dir)
-    if any(out.iterdir()):
-        if not force:
-            raise ConfigError(
-                "output folder is not empty",
-                path=out,
-                hint="choose another folder or pass force=True to replace it",
-            )
-        shutil.rmtree(out)
-        ensure_output_dir(out)
+    out = _prepare_out(out_dir, force)
     start = time.perf_counter()
 
     # 1. synthetic HECKTOR 2020-style data; the last n_test patients are held out.
@@ -181,27 +158,7 @@ def run_demo(
     preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
 
     # 3. training: a fixed split, the last n_val training patients validate.
-    split_file = out / "split.json"
-    ids = [c.patient_id for c in train_cases]
-    import json
-
-    atomic_write_text(
-        split_file,
-        json.dumps([{"train": ids[: -cfg.n_val], "val": ids[-cfg.n_val :]}], indent=2),
-    )
-    train_cfg = TrainConfig(
-        n_filters=cfg.n_filters,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        split="file",
-        split_file=str(split_file),
-        seed=cfg.seed,
-        num_workers=0,
-        device="cpu",
-        rotation_p=0.0,
-        mirror_p=0.5,
-        t_0=cfg.epochs,  # one cosine cycle over the short run
-    )
+    train_cfg = _train_config(cfg, out, [c.patient_id for c in train_cases])
     result = train(preprocessed, out / "model", train_cfg, fold=0, progress=_stage(progress, "train"))
 
     # 4. prediction of the held-out patients on their original CT grids.
@@ -222,7 +179,7 @@ def run_demo(
 
     seconds = time.perf_counter() - start
     per_case = {str(k): float(v) for k, v in evaluation.per_case_dice.items()}
-    report = _write_report(out, cfg, evaluation.mean_dice, per_case, result.best_dice, seconds)
+    report = write_report(out, cfg, evaluation.mean_dice, per_case, result.best_dice, seconds)
     return DemoResult(
         out_dir=out,
         report=report,
@@ -233,114 +190,34 @@ def run_demo(
     )
 
 
-def departures_from_paper(cfg: DemoConfig) -> list[tuple[str, str, str]]:
-    """Every setting in which the demo departs from the paper: ``(setting, paper, demo)`` rows.
-
-    The demo trains with these values (see :func:`run_demo`); they make it fit in a few minutes
-    on a CPU, and they make its Dice a phantom figure, not comparable with the paper's 0.759.
-    """
-    return [
-        (
-            "data",
-            "201 HECKTOR 2020 patients (4 centres), real PET/CT",
-            f"{cfg.n_train + cfg.n_test} synthetic phantoms",
-        ),
-        (
-            "folds / models",
-            "8 models (4 centre + 4 random folds), probabilities averaged",
-            f"1 model, fixed split ({cfg.n_train - cfg.n_val} train / {cfg.n_val} validation)",
-        ),
-        ("test set", "53 CHUV patients", f"{cfg.n_test} held-out phantoms"),
-        ("grid", "144³ voxels of 1 mm", f"{cfg.size}³ voxels of {cfg.spacing:g} mm"),
-        (
-            "preprocessing",
-            "rounded crop, 0 HU outside the CT, PET statistics over the box",
-            "hecktorseg's: world-coordinate grid, −1024 HU, PET statistics over its field of view",
-        ),
-        ("filters (first level)", "24", str(cfg.n_filters)),
-        ("learning rate", "1e-3", f"{cfg.lr:g}"),
-        (
-            "schedule",
-            "cosine warm restarts, 25-epoch cycles, 300 epochs",
-            f"one cosine cycle of {cfg.epochs} epochs",
-        ),
-        ("rotation", "p 0.5, 1–3 axes one after the other, 0–44° with random sign, 0 fill", "none"),
-        ("mirroring", "p 0.5 over 0–3 axes (flipped at all: 0.375)", "p 0.5 over 1–3 axes (flipped: 0.5)"),
-        ("hardware", "two GPUs, batch 1 each", "CPU, batch 1, fp32"),
-    ]
-
-
-def _write_report(
-    out: Path, cfg: DemoConfig, mean_dice: float, per_case: dict[str, float], best_val: float, seconds: float
-) -> Path:
-    departures = departures_from_paper(cfg)
-    lines = [
-        "# hecktorseg demo report",
-        "",
-        f"Synthetic HECKTOR 2020-style phantoms: {cfg.n_train} for training ({cfg.n_val} of them validate), "
-        f"{cfg.n_test} held out. Preprocessed to {cfg.size}³ voxels of {cfg.spacing} mm; "
-        f"SE-norm U-Net with {cfg.n_filters} filters trained for {cfg.epochs} epochs on the CPU.",
-        "",
-        f"- Best validation Dice (reference grid): **{best_val:.3f}**",
-        f"- Held-out mean Dice, official 2020 rules (original CT grids): **{mean_dice:.3f}**",
-        f"- Total time: {seconds / 60:.1f} min",
-        "",
-        "| patient | Dice |",
-        "|---|---|",
-        *(f"| {pid} | {dice:.3f} |" for pid, dice in sorted(per_case.items())),
-        "",
-        "## How this demo departs from the paper",
-        "",
-        "These Dice values are measured on synthetic phantoms with a deliberately small and short "
-        "recipe; they are not comparable with the paper's 0.759 (53 real CHUV test patients). "
-        "To train as the paper did, use `hecktorseg preprocess --preset paper` and "
-        "`hecktorseg train --preset paper --all-folds` on the HECKTOR 2020 data.",
-        "",
-        "| setting | paper | this demo |",
-        "|---|---|---|",
-        *(f"| {name} | {paper} | {demo} |" for name, paper, demo in departures),
-        "",
-        "## Learning curves",
-        "",
-        "![learning curves](model/fold_0/learning_curves.png)",
-        "",
-        "## Held-out predictions (green: GTVp, magenta: GTVn; solid: ground truth, dashed: prediction)",
-        "",
-        *(f"![{pid}](pictures/{pid}.png)" for pid in sorted(per_case)),
-        "",
-    ]
-    path = out / "report.md"
-    atomic_write_text(path, "\n".join(lines))
-    return path
-
-
-def _prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and any(out.iterdir()):
+def _prepare_out(out_dir: PathLike, force: bool) -> Path:
+    """Create the (empty) output folder; with ``force`` empty a non-empty one first."""
+    out = ensure_output_dir(out_dir)
+    if any(out.iterdir()):
         if not force:
             raise ConfigError(
                 "output folder is not empty",
                 path=out,
-                hint="choose another folder or pass --force to replace it",
+                hint="choose another folder or pass force=True to replace it",
             )
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        ensure_output_dir(out)
+    return out
 
 
 def _run_demo_nodes(
     out_dir: PathLike, cfg: DemoConfig, *, force: bool, progress: StageCallback | None
 ) -> DemoResult:
     """The GTVp + GTVn demo (2025/2026 layout and rules); see the module docstring."""
-    import json
 
     from hecktorseg.data import write_synthetic_dataset
     from hecktorseg.evaluation import evaluate, visualize_case
     from hecktorseg.inference import Predictor, predict_dataset
     from hecktorseg.io import discover_cases
     from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
-    from hecktorseg.training import TrainConfig, train
+    from hecktorseg.training import train
 
-    out = Path(out_dir)
-    _prepare_out(out, force)
+    out = _prepare_out(out_dir, force)
     start = time.perf_counter()
     layout = cfg.edition
 
@@ -361,24 +238,7 @@ def _run_demo_nodes(
     preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
 
     # 3. training: 3 outputs (from the manifest: the labels include 2), fixed split.
-    split_file = out / "split.json"
-    ids = [c.patient_id for c in train_cases]
-    atomic_write_text(
-        split_file, json.dumps([{"train": ids[: -cfg.n_val], "val": ids[-cfg.n_val :]}], indent=2)
-    )
-    train_cfg = TrainConfig(
-        n_filters=cfg.n_filters,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        split="file",
-        split_file=str(split_file),
-        seed=cfg.seed,
-        num_workers=0,
-        device="cpu",
-        rotation_p=0.0,
-        mirror_p=0.5,
-        t_0=cfg.epochs,
-    )
+    train_cfg = _train_config(cfg, out, [c.patient_id for c in train_cases])
     result = train(preprocessed, out / "model", train_cfg, fold=0, progress=_stage(progress, "train"))
 
     # 4. labels 0/1/2 on the original CT grids; 5. the 2025 rules and pictures.
@@ -394,7 +254,9 @@ def _run_demo_nodes(
     seconds = time.perf_counter() - start
     summary = dict(evaluation.summary)
     per_case = {c.patient_id: dict(c.metrics) for c in evaluation.cases}
-    report = _write_report_nodes(out, cfg, summary, per_case, result.best_dice, seconds)
+    report = write_report_nodes(
+        out, cfg, summary, per_case, result.best_dice, seconds, depth=_taller(cfg.size)
+    )
     return DemoResult(
         out_dir=out,
         report=report,
@@ -407,66 +269,32 @@ def _run_demo_nodes(
     )
 
 
+def _train_config(cfg: DemoConfig, out: Path, ids: list[str]) -> TrainConfig:
+    """The demo's training settings; writes ``out/split.json`` (the last ``n_val`` of ``ids`` validate)."""
+    import json
+
+    from hecktorseg.training import TrainConfig
+
+    split_file = out / "split.json"
+    atomic_write_text(
+        split_file,
+        json.dumps([{"train": ids[: -cfg.n_val], "val": ids[-cfg.n_val :]}], indent=2),
+    )
+    return TrainConfig(
+        n_filters=cfg.n_filters,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        split="file",
+        split_file=str(split_file),
+        seed=cfg.seed,
+        num_workers=0,
+        device="cpu",
+        rotation_p=0.0,
+        mirror_p=0.5,
+        t_0=cfg.epochs,  # one cosine cycle over the short run
+    )
+
+
 def _taller(size: int) -> int:
     """The z side of the GTVp + GTVn grid: 1.5 × ``size`` rounded up to a multiple of 16."""
     return -(-(3 * size // 2) // 16) * 16
-
-
-def _fmt(value: Any, *, count: bool = False) -> str:
-    if isinstance(value, float):
-        if value != value:
-            return "–"
-        return str(round(value)) if count else f"{value:.3f}"
-    return str(value)
-
-
-def _write_report_nodes(
-    out: Path,
-    cfg: DemoConfig,
-    summary: dict[str, Any],
-    per_case: dict[str, dict[str, float]],
-    best_score: float,
-    seconds: float,
-) -> Path:
-    columns = ("dice_GTVp", "dice_GTVn", "gtvn_lesions_gt", "gtvn_tp", "gtvn_fp", "gtvn_fn")
-    rows = [
-        f"| {pid} | "
-        + " | ".join(_fmt(m.get(c, float("nan")), count=c.startswith("gtvn_")) for c in columns)
-        + " |"
-        for pid, m in sorted(per_case.items())
-    ]
-    nan = float("nan")
-    lines = [
-        f"# hecktorseg demo report: HECKTOR {cfg.edition} (GTVp + GTVn)",
-        "",
-        f"Synthetic phantoms in the HECKTOR {cfg.edition} layout (a primary tumour and 0–4 FDG-avid "
-        f"lymph nodes each): {cfg.n_train} for training ({cfg.n_val} of them validate), {cfg.n_test} held "
-        f"out. Preprocessed to {cfg.size}×{cfg.size}×{_taller(cfg.size)} voxels of {cfg.spacing} mm; "
-        f"SE-norm U-Net with {cfg.n_filters} filters and 3 outputs (background / GTVp / GTVn) trained "
-        f"for {cfg.epochs} epochs on the CPU.",
-        "",
-        "Held-out scores by the HECKTOR 2025 rules (labels 0/1/2 on the original CT grids):",
-        "",
-        f"- GTVp mean Dice: **{_fmt(summary.get('gtvp_mean_dice', nan))}**",
-        f"- GTVn aggregated Dice (DSCagg): **{_fmt(summary.get('gtvn_dsc_agg', nan))}**",
-        f"- GTVn aggregated F1 of lesion detection (IoU > 0.3): **{_fmt(summary.get('gtvn_f1_agg', nan))}** "
-        f"(TP {summary.get('gtvn_tp', '–')}, FP {summary.get('gtvn_fp', '–')}, FN {summary.get('gtvn_fn', '–')})",
-        f"- Best validation score (mean of GTVp Dice and GTVn DSCagg, reference grid): **{_fmt(best_score)}**",
-        f"- Total time: {seconds / 60:.1f} min",
-        "",
-        "| patient | Dice GTVp | Dice GTVn | GTVn lesions | TP | FP | FN |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        "## Learning curves",
-        "",
-        "![learning curves](model/fold_0/learning_curves.png)",
-        "",
-        "## Held-out predictions (green: GTVp, magenta: GTVn; solid: ground truth, dashed: prediction)",
-        "",
-        *(f"![{pid}](pictures/{pid}.png)" for pid in sorted(per_case)),
-        "",
-    ]
-    path = out / "report.md"
-    atomic_write_text(path, "\n".join(lines))
-    return path
