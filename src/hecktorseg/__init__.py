@@ -1,4 +1,4 @@
-"""hecktorseg: head-and-neck primary tumour (GTVt) segmentation in combined PET/CT.
+"""hecktorseg: head-and-neck primary tumour and lymph node (GTVt/GTVp, GTVn) segmentation in combined PET/CT.
 
 A typed re-implementation of the HECKTOR 2020 winning solution (Iantsen, Visvikis
 and Hatt, SE-normalisation U-Net) as a library and command-line tool.

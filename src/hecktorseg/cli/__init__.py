@@ -16,7 +16,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="hecktorseg",
-    help="Head-and-neck tumour (GTVt) segmentation in PET/CT — the HECKTOR 2020 winning model as a library.",
+    help="Head-and-neck tumour (GTVp) and lymph node (GTVn) segmentation in PET/CT — the HECKTOR 2020 winning model as a library.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
