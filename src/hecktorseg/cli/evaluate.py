@@ -86,6 +86,17 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown edition {edition!r}", hint=f"use one of {', '.join(EDITIONS)}")
         rules = get_rules(edition)
         out_dir = out if out is not None else out_dir_arg
+        # what scoring one folder and ranking several have in common
+        options: dict[str, Any] = {
+            "edition": edition,
+            "bbox_table": bbox,
+            "out_dir": out_dir,
+            "layout": layout,
+            "official_spacing_quirk": quirk,
+            "tolerance_mm": tolerance,
+            "strict": strict,
+            "force": force,
+        }
         if more:
             if rules.rank is None:
                 raise ConfigError(
@@ -93,19 +104,7 @@ def register(app: typer.Typer) -> None:
                     hint="evaluate each folder on its own, or use --edition 2025 / 2026",
                 )
             with progress_bar("evaluating") as update:
-                ranked = evaluate_runs(
-                    [pred_dir, *more],
-                    gt_dir,
-                    edition=edition,
-                    bbox_table=bbox,
-                    out_dir=out_dir,
-                    layout=layout,
-                    official_spacing_quirk=quirk,
-                    tolerance_mm=tolerance,
-                    strict=strict,
-                    force=force,
-                    progress=update,
-                )
+                ranked = evaluate_runs([pred_dir, *more], gt_dir, **options, progress=update)
             _print_ranking(ranked.ranking, edition)
             if ranked.ranking_csv is not None:
                 console.print(
@@ -113,19 +112,7 @@ def register(app: typer.Typer) -> None:
                 )
             return
         with progress_bar("evaluating") as update:
-            result = run_evaluation(
-                pred_dir,
-                gt_dir,
-                edition=edition,
-                bbox_table=bbox,
-                out_dir=out_dir,
-                layout=layout,
-                official_spacing_quirk=quirk,
-                tolerance_mm=tolerance,
-                strict=strict,
-                force=force,
-                progress=update,
-            )
+            result = run_evaluation(pred_dir, gt_dir, **options, progress=update)
         shown = [c for c in rules.shown_columns if c in rules.metric_columns]
         table = Table(title=f"HECKTOR {edition} scores ({len(result.cases)} cases)")
         table.add_column("patient")
