@@ -7,6 +7,10 @@ load hits them all alike; the table gives the median and best seconds per forwar
 the ratio to torch fp32 measured in the same rounds. ``--tta-batches`` also times the 8
 test-time mirrorings run as batches of 1, 2, 4 or 8 with the fastest combination.
 
+In bf16 the backends run the network's output block in float32 (see
+:func:`hecktorseg.models.split_output_head`); ``torch:bf16-whole`` and
+``openvino:bf16-whole`` run the whole network in bf16, to show what that costs.
+
 Usage::
 
     python benchmarks/bench_backends.py                       # 144³, f = 24, 2 threads
@@ -22,6 +26,8 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from _whole import whole_network
 
 COMBOS = ("torch:fp32", "torch:bf16", "openvino:fp32", "openvino:bf16", "onnxruntime:fp32")
 
@@ -51,11 +57,15 @@ def main() -> None:
     startup: dict[str, float] = {}
     for combo in args.combos:
         backend, precision = combo.split(":")
+        whole = precision.endswith("-whole")
+        precision = precision.removesuffix("-whole")
         if not backend_available(backend):
             print(f"{combo}: not installed, skipped")
             continue
         torch.manual_seed(0)
         model = build_model("senorm_unet", n_filters=args.filters).eval()
+        if whole:
+            model = whole_network(model)
         t0 = time.perf_counter()
         run = compile_model(
             model,

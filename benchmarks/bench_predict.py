@@ -1,9 +1,11 @@
 """Benchmark ``hecktorseg predict``: seconds per case and peak memory, ours vs a plain eager loop.
 
-Four variants, each in its own process (so peak memory is per variant):
+Five variants, each in its own process (so peak memory is per variant):
 
 * ``ours-1``: :class:`hecktorseg.inference.Predictor` with one model, loaded once,
-  ``inference_mode``, the fastest exact precision, through :func:`predict_dataset`.
+  ``inference_mode``, the backend and precision ``--backend`` / ``--precision`` choose
+  (``auto``: the defaults of ``hecktorseg predict``), through :func:`predict_dataset`.
+* ``ours-tta``: the same with test-time mirroring (8 flips).
 * ``ours-ens``: the same with an ensemble of ``--models`` models and test-time mirroring (8 flips).
 * ``plain-1`` / ``plain-ens``: what the original code did — an eager fp32 loop that reloads
   every checkpoint for every case (``torch.load`` + ``load_state_dict``) under ``no_grad``,
@@ -36,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("ours-1", "plain-1", "ours-ens", "plain-ens")
+VARIANTS = ("ours-1", "plain-1", "ours-tta", "ours-ens", "plain-ens")
 
 
 def _setup(work: Path, args: argparse.Namespace) -> tuple[Path, list[Path]]:
@@ -151,11 +153,12 @@ def _worker(args: argparse.Namespace) -> None:
     data, paths = _setup(work, args)
     variant = args.worker
     ens = variant.endswith("-ens")
+    tta = ens or variant.endswith("-tta")
     chosen = paths if ens else paths[:1]
     out = work / f"out_{variant}"
     runner = _run_ours if variant.startswith("ours") else _run_plain
-    result = runner(data, out, chosen, ens, args)
-    result.update(variant=variant, models=len(chosen), tta=ens, peak_rss_mib=_peak_mib())
+    result = runner(data, out, chosen, tta, args)
+    result.update(variant=variant, models=len(chosen), tta=tta, peak_rss_mib=_peak_mib())
     print("RESULT " + json.dumps(result))
 
 

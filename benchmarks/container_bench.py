@@ -116,7 +116,7 @@ def _worker(args: argparse.Namespace) -> None:
         "load_s": load,
         "case_s": total,
         "peak_rss_mib": _peak_mib(),
-        "precision": predictor.settings.precision,
+        "precision": str(predictor.runtime),
     }
     print("RESULT " + json.dumps(result))
 

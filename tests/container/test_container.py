@@ -24,9 +24,10 @@ from hecktorseg.container import (
     container_predict,
     find_container_input,
 )
-from hecktorseg.errors import ConfigError, DataError
-from hecktorseg.inference import Predictor, predict_dataset
+from hecktorseg.errors import ConfigError, DataError, OutputError
+from hecktorseg.inference import Predictor, backend_available, predict_dataset, prepare_openvino_cache
 from hecktorseg.io import Case, read_image, write_image
+from hecktorseg.models import load_checkpoint
 
 runner = CliRunner()
 
@@ -198,6 +199,57 @@ def test_built_entry_point_runs_on_folders(
         p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file()
     ) == [OUTPUT_RELPATH]
     assert not list(out.rglob("__pycache__"))
+
+
+def test_the_image_converts_its_models_once_while_it_is_built(
+    nodes_dataset: tuple[Path, list[Case]], three_class_ckpts: list[Path], tmp_path: Path
+) -> None:
+    """``entrypoint.py --prepare-cache`` (a Dockerfile step) converts the models; a case then converts none."""
+    if not backend_available("openvino"):
+        pytest.skip("openvino is not installed")
+    _, cases = nodes_dataset
+    out = tmp_path / "ctx"
+    build_context(out, three_class_ckpts, sample=False)
+    docker = (out / "Dockerfile").read_text()
+    prepare_at = docker.index("entrypoint.py --prepare-cache")
+    assert docker.index("ENV HECKTORSEG_CACHE_DIR=") < prepare_at < docker.index("\nUSER ")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(out / "src"), "HECKTORSEG_CACHE_DIR": str(cache)}
+    env.pop("XDG_CACHE_HOME", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(out / "entrypoint.py"), *args],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    proc = run("--prepare-cache")
+    assert proc.returncode == 0, proc.stderr
+    converted = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("model.xml"))
+    # two models x (fp32: the whole network; bf16: features + output layer)
+    assert [p.split("/")[-2] for p in converted].count("model") == 2
+    assert [p.split("/")[-2] for p in converted].count("features") == 2
+    assert [p.split("/")[-2] for p in converted].count("head") == 2
+    gc_in = make_gc_input(cases[1], tmp_path / "in")
+    for precision in ("fp32", "bf16"):
+        proc = run("--input", str(gc_in), "--output", str(tmp_path / precision), "--device", "cpu",
+                   "--backend", "openvino", "--precision", precision)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / precision / OUTPUT_RELPATH).is_file()
+    # nothing was converted again: the same converted models, no new ones
+    assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("model.xml")) == converted
+
+
+def test_prepare_cache_refuses_a_folder_it_cannot_write(
+    three_class_ckpts: list[Path], tmp_path: Path
+) -> None:
+    if not backend_available("openvino"):
+        pytest.skip("openvino is not installed")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    model = load_checkpoint(three_class_ckpts[0]).model
+    with pytest.raises(OutputError, match="a-file/cache: cannot write the OpenVINO cache"):
+        prepare_openvino_cache([model], blocker / "cache")
 
 
 def test_build_with_a_wheel_installs_it_instead_of_the_source(

@@ -78,6 +78,88 @@ def test_openvino_fp32_on_one_thread_runs() -> None:
     torch.testing.assert_close(torch.sigmoid(run(x)), _reference(_tiny(1), x), atol=2e-3, rtol=0)
 
 
+# -- reduced precision keeps the output block in float32 -------------------------------------------
+
+
+def _dtypes_seen(model: torch.nn.Module) -> dict[str, torch.dtype]:
+    """Record the input dtype of the first and the last convolution of ``model`` on each call."""
+    seen: dict[str, torch.dtype] = {}
+    first, last = model.block_1_1_left, model.conv1x1
+    first.register_forward_hook(lambda m, i, o: seen.__setitem__("first", o.dtype))
+    last.register_forward_hook(lambda m, i, o: seen.__setitem__("last", o.dtype))
+    return seen
+
+
+def test_torch_bf16_runs_the_features_in_bf16_and_the_head_in_fp32() -> None:
+    model = _tiny(2)
+    seen = _dtypes_seen(model)
+    run = compile_model(model, RuntimeChoice("torch", "bf16", CPU), cache=False)
+    x = _x(2)
+    out = run(x)
+    assert seen == {"first": torch.bfloat16, "last": torch.float32}
+    assert out.dtype == torch.float32
+    # the same as running the head by hand in float32 on the bf16 features (channels-last, as the backend)
+    ref_model = _tiny(2).to(memory_format=torch.channels_last_3d)
+    x = x.contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        feats = ref_model.forward_features(x)
+    with torch.no_grad():
+        expected = ref_model.forward_head(feats.float())
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_torch_fp32_does_not_split() -> None:
+    model = _tiny(2)
+    seen = _dtypes_seen(model)
+    compile_model(model, RuntimeChoice("torch", "fp32", CPU), cache=False)(_x(2))
+    assert seen == {"first": torch.float32, "last": torch.float32}
+
+
+def test_openvino_bf16_runs_two_stages_the_head_in_f32(tmp_path: Path) -> None:
+    if not _installed("openvino"):
+        pytest.skip("openvino is not installed")
+    backends.clear_compiled_cache()
+    run = compile_model(_tiny(3), RuntimeChoice("openvino", "bf16", CPU), cache=tmp_path)
+    stages = run.stages  # type: ignore[attr-defined]
+    assert [s.config["INFERENCE_PRECISION_HINT"] for s in stages] == ["bf16", "f32"]
+    x = _x(3)
+    got = run(x)
+    assert sorted(p.parent.name for p in tmp_path.glob("openvino/*/*/*/model.xml")) == ["features", "head"]
+    # the head alone, fed float32 features, gives float32 logits of the fp32 head to rounding
+    model = _tiny(3)
+    with torch.no_grad():
+        feats = torch.from_numpy(stages[0](x.numpy()))
+        head_ref = model.forward_head(feats)
+    np.testing.assert_allclose(stages[1](feats.numpy()), head_ref.numpy(), atol=2e-3)
+    # and the whole is close to torch fp32 (random weights: logits near 0, the worst case)
+    diff = (torch.sigmoid(got) - _reference(model, x)).abs()
+    assert float(diff.mean()) <= 0.01
+    backends.clear_compiled_cache()
+    again = compile_model(_tiny(3), RuntimeChoice("openvino", "bf16", CPU), cache=tmp_path)(x)
+    np.testing.assert_allclose(again.numpy(), got.numpy(), atol=1e-6)  # read back from the disk cache
+
+
+def test_a_model_without_the_split_runs_whole(tmp_path: Path) -> None:
+    if not _installed("openvino"):
+        pytest.skip("openvino is not installed")
+
+    class Plain(torch.nn.Module):
+        in_channels = 2
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(2, 1, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.conv(x)
+            return out
+
+    torch.manual_seed(0)
+    run = compile_model(Plain(), RuntimeChoice("openvino", "bf16", CPU), cache=False)
+    assert len(run.stages) == 1  # type: ignore[attr-defined]
+    assert run(_x(4)).shape == (1, 1, 32, 32, 32)
+
+
 # -- the auto choice ------------------------------------------------------------------------------
 
 TABLE = (
@@ -213,9 +295,92 @@ def test_second_predictor_does_not_convert_again(tmp_path: Path) -> None:
     third = Predictor([_tiny(7)], cfg).predict_array(x)
     assert backends.conversion_counts()["openvino"] == before + 1
     np.testing.assert_allclose(third, first, atol=1e-6)
-    assert list(tmp_path.glob("openvino/*/*/model.xml"))
+    assert list(tmp_path.glob("openvino/*/*/model/model.xml"))
     Predictor([_tiny(8)], cfg)  # other weights: converted
     assert backends.conversion_counts()["openvino"] == before + 2
+
+
+_NET_SOURCE = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(2, 1, 1)
+
+    def forward(self, x):
+        return self.conv(x){tail}
+"""
+
+
+def _net_from_source(folder: Path, tail: str, monkeypatch: pytest.MonkeyPatch) -> torch.nn.Module:
+    """``Net`` from a module file of its own: the same name, modules and weights; ``tail`` alters forward."""
+    import importlib.util as util
+    import sys
+
+    folder.mkdir()
+    path = folder / "net_module.py"
+    path.write_text(_NET_SOURCE.format(tail=tail))
+    spec = util.spec_from_file_location(f"net_module_{folder.name}", path)
+    assert spec is not None and spec.loader is not None
+    module = util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # where inspect finds the source file
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    net: torch.nn.Module = module.Net()
+    return net
+
+
+def test_the_disk_cache_key_follows_the_code_of_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same modules, same weights, another ``forward`` (an upgrade): the conversion on disk is not reused."""
+    old = _net_from_source(tmp_path / "old", "", monkeypatch)
+    new = _net_from_source(tmp_path / "new", " * 2", monkeypatch)
+    same = _net_from_source(tmp_path / "same", "", monkeypatch)
+    assert repr(old) == repr(new) and type(old).__qualname__ == type(new).__qualname__
+    assert backends._fingerprint(old) != backends._fingerprint(new)
+    assert backends._fingerprint(old) == backends._fingerprint(same)
+
+
+def test_an_unwritable_cache_folder_is_not_an_error(tmp_path: Path) -> None:
+    """A cache that cannot be written (e.g. a read-only image) only loses the caching."""
+    if not _installed("openvino"):
+        pytest.skip("openvino is not installed")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    backends.clear_compiled_cache()
+    cfg = PredictorConfig(device="cpu", backend="openvino", precision="fp32", cache=str(blocker / "cache"))
+    x = _x(6)[0].numpy()
+    got = Predictor([_tiny(6)], cfg).predict_array(x)
+    want = Predictor([_tiny(6)], cfg, backend="torch").predict_array(x)
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    assert blocker.read_text() == ""  # untouched
+
+
+def test_an_ensemble_beyond_the_live_limit_releases_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled networks hold their activation memory: beyond the limit the oldest are released."""
+    if not _installed("openvino"):
+        pytest.skip("openvino is not installed")
+    from collections import OrderedDict
+
+    from hecktorseg.inference import _compiled
+
+    monkeypatch.setattr(_compiled, "MAX_LIVE_NETWORKS", 2)
+    monkeypatch.setattr(_compiled, "_LIVE", OrderedDict())
+    backends.clear_compiled_cache()
+    cfg = PredictorConfig(device="cpu", backend="openvino", precision="fp32", cache=False)
+    predictor = Predictor([_tiny(10 + k) for k in range(3)], cfg)
+    x = _x(7)[0].numpy()
+    first = predictor.predict_array(x)
+    stages = [stage for model in predictor.models for stage in model.stages]  # type: ignore[attr-defined]
+    assert sum(len(stage._compiled) for stage in stages) == 2  # the last two members only
+    assert not stages[0]._compiled
+    np.testing.assert_array_equal(predictor.predict_array(x), first)  # compiled again: the same result
+    reference = Predictor([_tiny(10 + k) for k in range(3)], cfg, backend="torch").predict_array(x)
+    np.testing.assert_allclose(first, reference, atol=2e-3)
+    backends.clear_compiled_cache()
 
 
 def test_predictor_config_overrides_and_errors() -> None:

@@ -15,6 +15,7 @@ from hecktorseg.models import (
     build_model,
     check_input_shape,
     probabilities,
+    split_output_head,
 )
 
 # A handful of key -> shape pairs of the original implementation's checkpoints (f = 24, r = 2).
@@ -124,6 +125,32 @@ def test_fusion_is_added_before_the_last_level1_unit() -> None:
         assert seen[name].shape == (1, 4, 16, 16, 32)
     expected = seen["block_1_1_right"] + seen["vision_4"] + seen["vision_3"] + seen["vision_2"]
     torch.testing.assert_close(seen["block_1_2_right:in"], expected)
+
+
+@pytest.mark.parametrize("name", ["senorm_unet", "baseline_unet"])
+def test_split_output_head_composes_to_the_model(name: str) -> None:
+    """features then head is the model, bit for bit; the head is the 1x1 conv on the last block's output."""
+    torch.manual_seed(4)
+    model = build_model(name, n_filters=4, n_classes=3).double().eval()
+    split = split_output_head(model)
+    assert split is not None
+    features, head = split
+    x = torch.randn(2, 2, 16, 32, 16, dtype=torch.float64)
+    with torch.no_grad():
+        feats = features(x)
+        assert feats.shape == (2, 4, 16, 32, 16)
+        assert torch.equal(head(feats), model(x))
+        last: dict[str, torch.Tensor] = {}
+        model.block_1_2_right.register_forward_hook(lambda m, i, o: last.__setitem__("out", o))
+        model(x)
+    assert torch.equal(feats, last["out"])
+    assert torch.equal(head(feats), model.conv1x1(feats))
+    # the parts share the model's weights (nothing copied)
+    assert features.model is model and head.model is model
+
+
+def test_split_output_head_of_other_modules_is_none() -> None:
+    assert split_output_head(torch.nn.Conv3d(2, 1, 3)) is None
 
 
 def test_multiclass_head_and_probabilities() -> None:

@@ -284,8 +284,8 @@ def precision_option() -> Any:
     return typer.Option(
         "auto",
         "--precision",
-        help="auto (the fastest verified as accurate on this machine), fp32, bf16 (CPUs with native bf16) "
-        "or fp16 (CUDA).",
+        help="auto (the fastest verified as accurate on this machine), fp32, bf16 (CPUs with native bf16; "
+        "the output layer stays fp32) or fp16 (CUDA).",
     )
 
 

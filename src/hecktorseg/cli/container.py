@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hecktorseg.cli._common import console, handle_errors
+from hecktorseg.cli._common import backend_option, console, handle_errors, precision_option
 
 HELP = (
     "Grand Challenge submission (HECKTOR 2025/2026 Task 1, GTVp + GTVn): 'predict' is what the image "
@@ -44,6 +44,8 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
             None, "--threads", help="CPU threads for torch (default: torch's choice)."
         ),
+        backend: str = backend_option(),
+        precision: str = precision_option(),
     ) -> None:
         """Segment the single case of INPUT and write OUTPUT/images/tumor-lymph-node-segmentation/output.mha.
 
@@ -61,6 +63,8 @@ def register(app: typer.Typer) -> None:
             largest_component=largest_component,
             min_gtvn_volume=min_gtvn_volume,
             num_threads=threads,
+            backend=backend,
+            precision=precision,
         )
         console.print(
             f"{result.input.case_id}: voxels per label {result.labels} → {result.output_path}",

@@ -54,6 +54,11 @@ RUN pip install -r {_APP}/requirements.txt
 {install}
 COPY models/ {_APP}/models/
 COPY entrypoint.py {_APP}/entrypoint.py
+
+# The models converted for OpenVINO once, here, instead of in every case (read-only at run time).
+ENV HECKTORSEG_CACHE_DIR={_APP}/cache
+RUN python {_APP}/entrypoint.py --prepare-cache
+
 RUN groupadd --system --gid {_UID} {_USER} \\
     && useradd --system --uid {_UID} --gid {_USER} --no-create-home --home-dir /nonexistent {_USER} \\
     && chmod -R a+rX {_APP} \\
@@ -78,6 +83,7 @@ def _entrypoint(
 
 Runs `hecktorseg container predict` on /input → /output with the checkpoints next to this
 file. Extra arguments are passed on (e.g. `--input DIR --output DIR` to test on folders).
+`--prepare-cache` alone converts the models for OpenVINO instead (the Dockerfile does it).
 """
 
 from __future__ import annotations
@@ -90,13 +96,26 @@ MODELS = {list(model_names)!r}
 OPTIONS = {options!r}
 
 
+def prepare_cache() -> None:
+    """Convert the models for OpenVINO into $HECKTORSEG_CACHE_DIR (run while the image is built)."""
+    from hecktorseg.inference import prepare_openvino_cache
+    from hecktorseg.models import load_checkpoint
+
+    models = [load_checkpoint(HERE / name).model for name in MODELS]
+    print(f"converted {{len(models)}} model(s) for OpenVINO into {{prepare_openvino_cache(models)}}")
+
+
 def main(argv: list[str] | None = None) -> None:
+    extra = list(sys.argv[1:] if argv is None else argv)
+    if extra == ["--prepare-cache"]:
+        prepare_cache()
+        return
     from hecktorseg.cli import app
 
     args = ["container", "predict"]
     for name in MODELS:
         args += ["--model", str(HERE / name)]
-    args += OPTIONS + list(sys.argv[1:] if argv is None else argv)
+    args += OPTIONS + extra
     app(args=args, prog_name="hecktorseg")
 
 

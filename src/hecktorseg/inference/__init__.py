@@ -5,7 +5,8 @@
   augmentation), preprocesses raw cases in memory with the checkpoint's
   settings and maps probabilities back onto the CT grid before thresholding.
 - :func:`select_runtime` / :func:`compile_model` pick and prepare the backend
-  (torch, OpenVINO, ONNX Runtime) and precision the networks run with.
+  (torch, OpenVINO, ONNX Runtime) and precision the networks run with;
+  :func:`prepare_openvino_cache` converts models ahead of time (container images).
 - :func:`predict_dataset` predicts a dataset folder (``OUT/<PID>.nii.gz``),
   skipping finished cases and reporting failures.
 - :mod:`~hecktorseg.inference.postprocess`: the largest GTVp component and the
@@ -21,6 +22,7 @@ from hecktorseg.inference.backends import (
     VerifiedCombination,
     backend_available,
     compile_model,
+    prepare_openvino_cache,
     select_runtime,
     verified_combinations,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "keep_largest_component",
     "postprocess_mask",
     "predict_dataset",
+    "prepare_openvino_cache",
     "preprocessing_name",
     "remove_small_components",
     "select_runtime",

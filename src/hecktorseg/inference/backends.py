@@ -16,10 +16,13 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
 import logging
+import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -28,7 +31,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from hecktorseg.errors import ConfigError
+from hecktorseg.errors import ConfigError, OutputError
 from hecktorseg.inference._compiled import (
     _CONVERSIONS,
     _onnxruntime_model,
@@ -49,6 +52,7 @@ __all__ = [
     "clear_compiled_cache",
     "compile_model",
     "conversion_counts",
+    "prepare_openvino_cache",
     "select_runtime",
     "verified_combinations",
 ]
@@ -230,10 +234,25 @@ def clear_compiled_cache() -> None:
         _COMPILED.clear()
 
 
+def _class_source(cls: type) -> str:
+    """The source code of ``cls`` (its qualified name where the source is not available)."""
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _fingerprint(model: nn.Module) -> str:
-    """A hash of the architecture and the weights."""
+    """A hash of the architecture, the code of its modules, and the weights.
+
+    The code counts because a converted model on disk is the traced ``forward``: after an
+    upgrade that changes a ``forward`` (or the split of :func:`~hecktorseg.models.split_output_head`)
+    the old conversion must not be reused.
+    """
     digest = hashlib.sha256(type(model).__qualname__.encode())
     digest.update(repr(model).encode())
+    for source in sorted({_class_source(type(m)) for m in model.modules()}):
+        digest.update(source.encode())
     for name, tensor in model.state_dict().items():
         t = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
@@ -301,3 +320,57 @@ def compile_model(
         while len(_COMPILED) > _MAX_COMPILED:
             _COMPILED.popitem(last=False)
     return compiled
+
+
+def prepare_openvino_cache(
+    models: Sequence[nn.Module],
+    cache: Path | str | None = None,
+    *,
+    precisions: Sequence[Precision] = ("fp32", "bf16"),
+) -> Path:
+    """Convert ``models`` for OpenVINO into the disk cache, ahead of any prediction.
+
+    A container image calls this while it is built (``hecktorseg container build`` writes the
+    step into its Dockerfile), so each case it predicts reads the converted models instead of
+    converting every model again (several seconds per model). Both precisions are prepared by
+    default, because the machine that builds the image may lack the native bf16 of the one that
+    runs it; the compiled kernels are machine-specific and are not prepared.
+
+    Parameters
+    ----------
+    models
+        The networks (e.g. ``load_checkpoint(path).model``).
+    cache
+        The cache folder (default :func:`hecktorseg.runtime.cache_dir`, i.e.
+        ``$HECKTORSEG_CACHE_DIR`` where set).
+    precisions
+        OpenVINO precisions to prepare (``"fp32"``, ``"bf16"``).
+
+    Returns
+    -------
+    pathlib.Path
+        The cache folder.
+
+    Raises
+    ------
+    ConfigError
+        OpenVINO is not installed, or an unknown precision.
+    OutputError
+        The cache folder cannot be written.
+    """
+    folder = Path(cache) if cache is not None else cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-")  # noqa: SIM115
+        probe.close()
+    except OSError as exc:
+        raise OutputError(
+            f"{folder}: cannot write the OpenVINO cache here ({exc.strerror or exc})",
+            hint="choose a writable folder (cache=... or $HECKTORSEG_CACHE_DIR)",
+        ) from None
+    ov = _import_backend("openvino")
+    for precision in precisions:
+        chosen = resolve_precision(precision, "cpu")  # fp16 is refused on the CPU
+        for model in models:
+            _openvino_model(ov, model, _fingerprint(model), chosen, torch.get_num_threads(), folder)
+    return folder

@@ -33,7 +33,7 @@ from hecktorseg.models.registry import (
     unwrap_model,
 )
 from hecktorseg.models.senorm_unet import SENormUNet
-from hecktorseg.models.utils import SIZE_DIVISOR, check_input_shape, probabilities
+from hecktorseg.models.utils import SIZE_DIVISOR, check_input_shape, probabilities, split_output_head
 
 __all__ = [
     "EXPORT_SUFFIXES",
@@ -61,6 +61,7 @@ __all__ = [
     "register_model",
     "save_checkpoint",
     "save_original_checkpoint",
+    "split_output_head",
     "swap_kernel_axes",
     "unwrap_model",
     "verify_export",

@@ -90,6 +90,10 @@ class BaselineUNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Segment ``x`` ``(N, in_channels, z, y, x)``; returns logits ``(N, n_classes, z, y, x)``."""
+        return self.forward_head(self.forward_features(x))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Everything up to the output layer (``forward == forward_head ∘ forward_features``)."""
         if not is_exporting():
             check_input_shape(x.shape, divisor=self.size_divisor)
         ds0 = self.block_1_2_left(self.block_1_1_left(x))
@@ -98,6 +102,12 @@ class BaselineUNet(nn.Module):
         x = self.block_4_2_left(self.block_4_1_left(self.pool_3(ds2)))
         x = self.block_3_2_right(self.block_3_1_right(torch.cat([self.upconv_3(x), ds2], dim=1)))
         x = self.block_2_2_right(self.block_2_1_right(torch.cat([self.upconv_2(x), ds1], dim=1)))
-        x = self.block_1_2_right(self.block_1_1_right(torch.cat([self.upconv_1(x), ds0], dim=1)))
-        out: Tensor = self.conv1x1(x)
+        features: Tensor = self.block_1_2_right(
+            self.block_1_1_right(torch.cat([self.upconv_1(x), ds0], dim=1))
+        )
+        return features
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """The output layer: the 1×1×1 convolution from the last block's features to logits."""
+        out: Tensor = self.conv1x1(features)
         return out

@@ -144,6 +144,15 @@ class SENormUNet(nn.Module):
         hecktorseg.errors.DataError
             If a spatial side is not a multiple of 16.
         """
+        return self.forward_head(self.forward_features(x))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Everything up to the output layer: the ``n_filters`` full-resolution features of the last block.
+
+        ``forward(x) == forward_head(forward_features(x))``. Inference in reduced precision
+        runs this part in bfloat16 and :meth:`forward_head` in float32 (see
+        :func:`~hecktorseg.models.split_output_head`).
+        """
         if not is_exporting():
             check_input_shape(x.shape, divisor=self.size_divisor)
         ds0 = self.block_1_2_left(self.block_1_1_left(x))
@@ -161,6 +170,10 @@ class SENormUNet(nn.Module):
 
         x = self.block_1_1_right(torch.cat([self.upconv_1(x), ds0], dim=1))
         x = x + sv4 + sv3 + sv2
-        x = self.block_1_2_right(x)
-        out: Tensor = self.conv1x1(x)
+        features: Tensor = self.block_1_2_right(x)
+        return features
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """The output layer: the 1×1×1 convolution from the last block's features to logits."""
+        out: Tensor = self.conv1x1(features)
         return out

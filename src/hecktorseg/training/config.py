@@ -180,7 +180,8 @@ class TrainConfig:
         default=None,
         metadata={
             "help": "Mixed precision. null = automatic: on with CUDA (float16 + gradient scaling), off on "
-            "CPU (fp32); true on CPU uses bfloat16 autocast (about 1.5x faster on CPUs with AVX512-BF16/AMX)."
+            "CPU (fp32); true on CPU uses bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX, but it "
+            "failed the convergence check on small grids: see the performance notes)."
         },
     )
     amp_dtype: Literal["auto", "float16", "bfloat16"] = attrs.field(
