@@ -218,16 +218,24 @@ def _write_dir_atomically(final: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _openvino_parts(model: nn.Module, precision: Precision) -> list[tuple[str, nn.Module, Precision, int]]:
-    """``(name, module, precision, input channels)`` of each stage OpenVINO runs for ``model``."""
-    channels = int(getattr(model, "in_channels", 2))
+def _openvino_parts(
+    model: nn.Module, precision: Precision
+) -> list[tuple[str, nn.Module, Precision, Callable[[], Tensor]]]:
+    """``(name, module, precision, example input)`` of each stage OpenVINO runs for ``model``.
+
+    The example inputs are made only when a stage is converted (not on a cache hit).
+    """
     split = split_output_head(model) if precision == "bf16" else None
     if split is None:
-        return [("model", model, precision, channels)]
+        return [("model", model, precision, lambda: _example(model))]
     features, head = split
-    with torch.no_grad():
-        width = int(features(_example(model)).shape[1])
-    return [("features", features, "bf16", channels), ("head", head, "fp32", width)]
+
+    def features_example() -> Tensor:
+        with torch.no_grad():
+            out: Tensor = features(_example(model))
+        return torch.zeros_like(out)
+
+    return [("features", features, "bf16", lambda: _example(model)), ("head", head, "fp32", features_example)]
 
 
 def _openvino_model(
@@ -251,16 +259,18 @@ def _openvino_model(
             logger.info("OpenVINO: compiled kernels not cached (%s is not writable)", blobs)
     model = model.float().cpu().eval()
     stages: list[_OpenVINOStage] = []
-    for name, part, part_precision, channels in _openvino_parts(model, precision):
+    for name, part, part_precision, example in _openvino_parts(model, precision):
         ir = folder / key / name / "model.xml" if folder is not None else None
         if ir is not None and ir.exists():
             ov_model = core.read_model(str(ir))
             logger.info("OpenVINO: %s read from the cache %s", name, ir.parent)
         else:
+            example_input = example()
+            channels = int(example_input.shape[1])
             with torch.no_grad():
                 ov_model = ov.convert_model(
                     part,
-                    example_input=torch.zeros((1, channels, 32, 32, 32)),
+                    example_input=example_input,
                     input=[ov.PartialShape([-1, channels, -1, -1, -1])],
                 )
             _CONVERSIONS["openvino"] += 1

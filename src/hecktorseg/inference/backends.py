@@ -251,7 +251,7 @@ def _fingerprint(model: nn.Module) -> str:
     """
     digest = hashlib.sha256(type(model).__qualname__.encode())
     digest.update(repr(model).encode())
-    for source in sorted({_class_source(type(m)) for m in model.modules()}):
+    for source in sorted(_class_source(cls) for cls in {type(m) for m in model.modules()}):
         digest.update(source.encode())
     for name, tensor in model.state_dict().items():
         t = tensor.detach().to("cpu").contiguous()
