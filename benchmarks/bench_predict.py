@@ -162,6 +162,26 @@ def _worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
+REFERENCE_MATMUL_GFLOPS = 310.0
+"""A 4096² float32 matmul on the 2-core machine where the targets of these benchmarks were set."""
+
+
+def _matmul_gflops(threads: int) -> float:
+    """The machine's speed today: median GFLOP/s of a 4096² float32 matrix product (5 runs)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a = torch.randn(4096, 4096)
+    b = torch.randn(4096, 4096)
+    torch.mm(a, b)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * 4096**3 / sorted(times)[2] / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -187,6 +207,11 @@ def main() -> None:
     if args.worker:
         _worker(args)
         return
+    calibration = [_matmul_gflops(args.threads)]
+    print(
+        f"machine: 4096² float32 matmul {calibration[0]:.0f} GFLOP/s on {args.threads} threads "
+        f"(the issue's targets were set where it ran at about {REFERENCE_MATMUL_GFLOPS:.0f})"
+    )
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         results = []
         for variant in list(args.variants) * args.rounds:
@@ -220,6 +245,8 @@ def main() -> None:
                 f"per-case={sum(per_case) / len(per_case):.2f}s (steady {sum(steady) / len(steady):.2f}s) "
                 f"total={result['total_s']:.1f}s peak={result['peak_rss_mib']:.0f} MiB"
             )
+        calibration.append(_matmul_gflops(args.threads))
+        print(f"machine after the runs: {calibration[1]:.0f} GFLOP/s")
         if args.json is not None:
             meta = {
                 k: getattr(args, k)
@@ -234,7 +261,10 @@ def main() -> None:
                     "tta_batch",
                 )
             }
-            args.json.write_text(json.dumps({"settings": meta, "results": results}, indent=2) + "\n")
+            machine = {"matmul_gflops": calibration, "reference_matmul_gflops": REFERENCE_MATMUL_GFLOPS}
+            args.json.write_text(
+                json.dumps({"settings": meta, "machine": machine, "results": results}, indent=2) + "\n"
+            )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ paper's 144 mm box, and measures
 
 - ``plain fp32``: a hand-written eager loop (zero_grad, forward, loss, backward, step);
 - ``ours fp32`` / ``ours bf16``: :func:`hecktorseg.training.train_step` (the trainer's
-  step) without and with bfloat16 autocast; ``ours fp32 channels-last`` as well;
+  step) without and with bfloat16 autocast; ``ours fp32 channels-last`` and ``ours bf16 +
+  channels-last`` (``amp: true, channels_last: true``, the fast CPU mode) as well;
 - data loading: one augmented training item (rotation + mirroring + normalisation,
   worst case p = 1) and one plain item, and their share of a training iteration when
   loaded in the training process (``num_workers 0``; with workers it overlaps).
@@ -52,7 +53,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant")
-    parser.add_argument("--skip", default="", help="comma-separated variants to skip (plain,fp32,bf16,cl)")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated variants to skip (plain,fp32,bf16,cl,bf16cl)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -105,6 +108,7 @@ def main() -> None:
             ("fp32", None, torch.contiguous_format),
             ("bf16", torch.bfloat16, torch.contiguous_format),
             ("cl", None, torch.channels_last_3d),
+            ("bf16cl", torch.bfloat16, torch.channels_last_3d),
         ]
         for name, dtype, fmt in variants:
             if name in skip:
@@ -124,6 +128,7 @@ def main() -> None:
         "ours_fp32_s": "ours (train_step) fp32",
         "ours_bf16_s": "ours (train_step) bf16 autocast",
         "ours_cl_s": "ours fp32 channels-last-3d",
+        "ours_bf16cl_s": "ours bf16 + channels-last-3d",
     }
     for key, label in labels.items():
         if key in results:

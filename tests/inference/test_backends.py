@@ -360,7 +360,10 @@ def test_an_unwritable_cache_folder_is_not_an_error(tmp_path: Path) -> None:
 
 
 def test_an_ensemble_beyond_the_live_limit_releases_networks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compiled networks hold their activation memory: beyond the limit the oldest are released."""
+    """Compiled networks hold their working memory: beyond the limit the oldest give it back.
+
+    Beyond the compiled limit the oldest are dropped altogether; a stage in use keeps its memory.
+    """
     if not _installed("openvino"):
         pytest.skip("openvino is not installed")
     from collections import OrderedDict
@@ -368,6 +371,7 @@ def test_an_ensemble_beyond_the_live_limit_releases_networks(monkeypatch: pytest
     from hecktorseg.inference import _compiled
 
     monkeypatch.setattr(_compiled, "MAX_LIVE_NETWORKS", 2)
+    monkeypatch.setattr(_compiled, "MAX_COMPILED_NETWORKS", 3)
     monkeypatch.setattr(_compiled, "_LIVE", OrderedDict())
     backends.clear_compiled_cache()
     cfg = PredictorConfig(device="cpu", backend="openvino", precision="fp32", cache=False)
@@ -375,11 +379,26 @@ def test_an_ensemble_beyond_the_live_limit_releases_networks(monkeypatch: pytest
     x = _x(7)[0].numpy()
     first = predictor.predict_array(x)
     stages = [stage for model in predictor.models for stage in model.stages]  # type: ignore[attr-defined]
-    assert sum(len(stage._compiled) for stage in stages) == 2  # the last two members only
-    assert not stages[0]._compiled
-    np.testing.assert_array_equal(predictor.predict_array(x), first)  # compiled again: the same result
+    assert [len(stage._compiled) for stage in stages] == [1, 1, 1]  # all three stay compiled
+    assert [bool(stage._released) for stage in stages] == [True, False, False]  # the oldest gave memory back
+    np.testing.assert_array_equal(predictor.predict_array(x), first)  # memory allocated again: same result
+    assert [bool(stage._released) for stage in stages] == [True, False, False]
     reference = Predictor([_tiny(10 + k) for k in range(3)], cfg, backend="torch").predict_array(x)
     np.testing.assert_allclose(first, reference, atol=2e-3)
+
+    # a fourth member pushes the oldest network out of the compiled set; its next run compiles it again
+    extra = Predictor([_tiny(20)], cfg)
+    extra.predict_array(x)
+    assert [len(stage._compiled) for stage in stages] == [0, 1, 1]  # member 0 was least recently used
+    np.testing.assert_array_equal(predictor.predict_array(x), first)
+
+    # a stage in use keeps its memory (its outputs live there)
+    shape = next(iter(stages[2]._compiled))
+    with stages[2].in_use():
+        stages[2].release(shape)
+        assert not stages[2]._released
+    stages[2].release(shape)
+    assert stages[2]._released == {shape}
     backends.clear_compiled_cache()
 
 

@@ -29,7 +29,9 @@ def test_torchscript_export_matches_eager(checkpoint: Path, tmp_path: Path) -> N
     model.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
     x = torch.randn(1, 2, 16, 16, 32)
     with torch.no_grad():
-        torch.testing.assert_close(scripted(x), model.eval()(x))
+        # The traced SE-norm is written with instance_norm (a faster graph), the eager one with
+        # var_mean: the same maths, equal up to float32 rounding.
+        torch.testing.assert_close(scripted(x), model.eval()(x), rtol=1e-4, atol=1e-4)
 
 
 def test_onnx_export_matches_eager(checkpoint: Path, tmp_path: Path) -> None:

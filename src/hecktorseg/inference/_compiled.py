@@ -12,19 +12,23 @@ OpenVINO alike.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import warnings
+import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.jit import TracerWarning  # type: ignore[attr-defined]
 
 from hecktorseg.models import split_output_head
 from hecktorseg.runtime import Precision, autocast
@@ -73,32 +77,47 @@ class _TorchModel:
 
 
 MAX_LIVE_NETWORKS = 4
-"""OpenVINO networks (stage × input shape) kept compiled at once in a process.
+"""OpenVINO networks (stage × input shape) whose working memory is kept at once in a process.
 
 A network compiled for a static shape holds the memory of all its intermediate tensors
-(about 1.3 GB for the SE-norm U-Net, f = 24, at 144³) for as long as it lives. An
-ensemble of more members than this compiles each member again when its turn comes
-(from the compiled-kernel cache where there is one: one to two seconds per network). For
-the paper's 8-model ensemble with TTA at 144³ that measured 4.0 GiB peak instead of
-11.3 GiB, for about 25 s more per case (4.8 against 4.4 minutes on 2 cores)."""
+(about 0.6 GB for the SE-norm U-Net's features, f = 24, at 144³, in bf16) once it has run.
+Beyond this many, the least recently used network gives that memory back
+(``CompiledModel.release_memory``) and stays compiled: its next run allocates it again,
+about 0.3 s at 144³ (recompiling instead cost 1–3 s per network). For the paper's 8-model
+ensemble with TTA at 144³ this keeps the peak near 5 GiB instead of 11 GiB."""
+
+MAX_COMPILED_NETWORKS = 32
+"""Networks kept compiled (without their working memory beyond :data:`MAX_LIVE_NETWORKS`);
+the least recently used beyond this are dropped and compiled again if needed."""
 
 _LIVE_LOCK = threading.Lock()
+# (id(stage), shape) -> (weak reference to the stage, shape), least recently used first; a
+# weak reference, so that a predictor that is gone takes its compiled networks with it.
 _LIVE: OrderedDict[tuple[int, tuple[int, ...]], tuple[Any, tuple[int, ...]]] = OrderedDict()
 
 
 def _keep_live(stage: Any, shape: tuple[int, ...]) -> None:
-    """Mark ``stage``'s network for ``shape`` as just used; release the least recently used beyond the limit."""
-    evicted = []
+    """Mark ``stage``'s network for ``shape`` as just used; release or drop the least recently used."""
     with _LIVE_LOCK:
         key = (id(stage), shape)
-        _LIVE[key] = (stage, shape)
+        _LIVE[key] = (weakref.ref(stage), shape)
         _LIVE.move_to_end(key)
-        while len(_LIVE) > MAX_LIVE_NETWORKS:
+        for old_key in [k for k, (ref, _) in _LIVE.items() if ref() is None]:
+            del _LIVE[old_key]
+        dropped = []
+        while len(_LIVE) > MAX_COMPILED_NETWORKS:
             _, old = _LIVE.popitem(last=False)
-            evicted.append(old)
-    for old_stage, old_shape in evicted:
-        old_stage.release(old_shape)
-        logger.debug("OpenVINO: released the network compiled for %s", old_shape)
+            dropped.append(old)
+        entries = list(_LIVE.values())
+        released = entries[: max(0, len(entries) - MAX_LIVE_NETWORKS)]
+    for ref, old_shape in released:
+        old_stage = ref()
+        if old_stage is not None:
+            old_stage.release(old_shape)
+    for ref, old_shape in dropped:
+        old_stage = ref()
+        if old_stage is not None:
+            old_stage.drop(old_shape)
 
 
 class _OpenVINOStage:
@@ -119,7 +138,20 @@ class _OpenVINOStage:
             "PERFORMANCE_HINT": "LATENCY",
         }
         self._compiled: dict[tuple[int, ...], Any] = {}
+        self._released: set[tuple[int, ...]] = set()  # compiled, working memory given back
+        self._busy = 0  # runs in progress whose outputs may still be read
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Keep this stage's working memory (and the outputs that live in it) while the block runs."""
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
 
     def _for_shape(self, shape: tuple[int, ...]) -> Any:
         with self._lock:
@@ -132,13 +164,33 @@ class _OpenVINOStage:
                 compiled = self.core.compile_model(model, "CPU", self.config)
                 self._compiled[shape] = compiled
                 logger.debug("OpenVINO: compiled for input %s", shape)
+            self._released.discard(shape)
         _keep_live(self, shape)
         return compiled
 
     def release(self, shape: tuple[int, ...]) -> None:
-        """Drop the network compiled for ``shape`` (and its memory); it is compiled again when needed."""
+        """Give back the working memory of the network compiled for ``shape``; it stays compiled.
+
+        Skipped while the stage is in use (its outputs live in that memory): the network is
+        then released the next time it falls out of the live set.
+        """
         with self._lock:
-            self._compiled.pop(shape, None)
+            compiled = self._compiled.get(shape)
+            if compiled is None or self._busy or shape in self._released:
+                return
+            if hasattr(compiled, "release_memory"):  # OpenVINO >= 2024.3
+                compiled.release_memory()
+                self._released.add(shape)
+            else:
+                del self._compiled[shape]
+        logger.debug("OpenVINO: released the working memory of the network for %s", shape)
+
+    def drop(self, shape: tuple[int, ...]) -> None:
+        """Forget the network compiled for ``shape`` (compiled again when needed); not while in use."""
+        with self._lock:
+            if not self._busy:
+                self._compiled.pop(shape, None)
+                self._released.discard(shape)
 
     def infer(self, arr: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Any]:
         """The output for one contiguous float32 array, and the request that owns its memory.
@@ -154,8 +206,9 @@ class _OpenVINOStage:
         """The output for ``arr`` as an array of its own (one sample at a time where needed)."""
         if self.one_by_one and arr.shape[0] > 1:
             return np.concatenate([self(arr[i : i + 1]) for i in range(arr.shape[0])])
-        out, _request = self.infer(np.ascontiguousarray(arr, dtype=np.float32))
-        return np.array(out, dtype=np.float32, copy=True)
+        with self.in_use():
+            out, _request = self.infer(np.ascontiguousarray(arr, dtype=np.float32))
+            return np.array(out, dtype=np.float32, copy=True)
 
 
 class _OpenVINOModel:
@@ -169,11 +222,14 @@ class _OpenVINOModel:
 
     def _one(self, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         keep = []  # the requests that own the intermediate outputs
-        for stage in self.stages:
-            arr, request = stage.infer(np.ascontiguousarray(arr, dtype=np.float32))
-            keep.append(request)
-        out = np.array(arr, dtype=np.float32, copy=True)
-        del keep
+        with contextlib.ExitStack() as stack:
+            for stage in self.stages:
+                stack.enter_context(stage.in_use())
+            for stage in self.stages:
+                arr, request = stage.infer(np.ascontiguousarray(arr, dtype=np.float32))
+                keep.append(request)
+            out = np.array(arr, dtype=np.float32, copy=True)
+            del keep
         return out
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -267,7 +323,11 @@ def _openvino_model(
         else:
             example_input = example()
             channels = int(example_input.shape[1])
-            with torch.no_grad():
+            # OpenVINO traces the module and compares the trace with eager: the traced SE-norm
+            # (instance_norm) differs from the eager one (var_mean) by float rounding, which torch
+            # reports as a TracerWarning that would only alarm users.
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", TracerWarning)
                 ov_model = ov.convert_model(
                     part,
                     example_input=example_input,

@@ -12,6 +12,7 @@ from hecktorseg.models.checkpoint import (
 from hecktorseg.models.export import EXPORT_SUFFIXES, export_model, verify_export
 from hecktorseg.models.layers import (
     BasicConv3d,
+    Conv3d,
     ResidualSEConv3d,
     SEConv3d,
     SENorm3d,
@@ -41,6 +42,7 @@ __all__ = [
     "SIZE_DIVISOR",
     "BaselineUNet",
     "BasicConv3d",
+    "Conv3d",
     "LoadedCheckpoint",
     "ResidualSEConv3d",
     "SEConv3d",

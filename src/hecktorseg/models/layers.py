@@ -12,14 +12,51 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hecktorseg.models.utils import is_exporting
+
 __all__ = [
     "BasicConv3d",
+    "Conv3d",
     "ResidualSEConv3d",
     "SEConv3d",
     "SENorm3d",
     "SEUpsample3d",
     "SEWeights3d",
 ]
+
+
+def _cpu_bfloat16(x: Tensor) -> bool:
+    """Whether a convolution of ``x`` would run in bfloat16 on the CPU (bfloat16 input or autocast)."""
+    if x.device.type != "cpu":
+        return False
+    if x.dtype == torch.bfloat16:
+        return True
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        return bool(torch.is_autocast_enabled("cpu")) and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return bool(torch.is_autocast_cpu_enabled()) and torch.get_autocast_cpu_dtype() == torch.bfloat16
+
+
+class Conv3d(nn.Conv3d):
+    """:class:`torch.nn.Conv3d` that avoids a wrong bfloat16 kernel of torch on the CPU.
+
+    On the CPU, torch's bfloat16 3-D convolution (checked with torch 2.13, oneDNN) returns
+    wrong weight gradients, often inf or NaN, when the input depth is exactly 2 and the
+    kernel is deeper than 1. That is the bottleneck of a 4-pooling U-Net trained on 32³
+    patches, and it made bfloat16 training diverge. This layer computes such a convolution
+    in float32 and returns bfloat16, as the plain layer would. Everywhere else (other
+    depths, float32, float16, CUDA) it is :class:`torch.nn.Conv3d` unchanged, with the same
+    parameters and state-dict keys.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Convolve ``input``; in float32 where the CPU bfloat16 kernel is wrong (see the class)."""
+        if self.kernel_size[0] > 1 and _cpu_bfloat16(input) and input.shape[2] == 2:
+            bias = None if self.bias is None else self.bias.float()
+            with torch.autocast("cpu", enabled=False):
+                out: Tensor = self._conv_forward(input.float(), self.weight.float(), bias)
+            return out.to(torch.bfloat16)
+        plain: Tensor = super().forward(input)
+        return plain
 
 
 class SEWeights3d(nn.Module):
@@ -87,6 +124,8 @@ class SENorm3d(nn.Module):
         ``out = x · (γ / σ) + (β − μ · γ / σ)`` — algebraically identical to
         ``γ · (x − μ) / σ + β`` with ``σ = sqrt(var + eps)`` (instance normalisation).
         """
+        if is_exporting():
+            return self._forward_exported(x)
         stats_input = x if x.dtype in (torch.float32, torch.float64) else x.float()
         var, mean = torch.var_mean(stats_input, dim=(2, 3, 4), correction=0)
         gamma = torch.sigmoid(self.gamma.excite(mean))
@@ -96,6 +135,21 @@ class SENorm3d(nn.Module):
         scale = scale.to(x.dtype)[:, :, None, None, None]
         shift = shift.to(x.dtype)[:, :, None, None, None]
         return torch.addcmul(shift, x, scale)
+
+    def _forward_exported(self, x: Tensor) -> Tensor:
+        """The same maths as graph runtimes run it fastest: instance normalisation, then scale and shift.
+
+        Used while tracing (ONNX, TorchScript, OpenVINO conversion): ``instance_norm`` becomes
+        one fused normalisation node (OpenVINO ``MVN``, ONNX ``InstanceNormalization``) where
+        ``var_mean`` becomes three reductions; OpenVINO bf16 runs the network 12 % faster this way.
+        """
+        mean = x.mean(dim=(2, 3, 4))
+        gamma = torch.sigmoid(self.gamma.excite(mean))[:, :, None, None, None]
+        beta = torch.tanh(self.beta.excite(mean))[:, :, None, None, None]
+        # torch.instance_norm, not F.instance_norm: the latter refuses a 1×1×1 input (the bottleneck
+        # of a 16³ example), where the normalised value is simply 0.
+        normed = torch.instance_norm(x, None, None, None, None, True, 0.0, self.eps, False)
+        return normed * gamma + beta
 
 
 class SEConv3d(nn.Module):
@@ -113,7 +167,7 @@ class SEConv3d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, reduction: int = 2) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(
+        self.conv = Conv3d(
             in_channels, out_channels, kernel_size=kernel_size, padding=kernel_size // 2, bias=True
         )
         self.norm = SENorm3d(out_channels, reduction)
@@ -191,7 +245,7 @@ class BasicConv3d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(
+        self.conv = Conv3d(
             in_channels, out_channels, kernel_size=kernel_size, padding=kernel_size // 2, bias=False
         )
         self.norm = nn.InstanceNorm3d(out_channels, affine=True)
