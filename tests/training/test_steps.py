@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -91,3 +93,18 @@ def test_resolve_amp() -> None:
     assert resolve_amp(TrainConfig(amp=False), torch.device("cuda")) == (None, False)
     assert resolve_amp(TrainConfig(), torch.device("cuda")) == (torch.float16, True)
     assert resolve_amp(TrainConfig(amp_dtype="bfloat16"), torch.device("cuda")) == (torch.bfloat16, False)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_float32_cpu_training_points_to_bf16_where_the_cpu_has_it(
+    native: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hecktorseg.training import device
+
+    monkeypatch.setattr(device, "native_bf16", lambda dev: native)
+    cpu = torch.device("cpu")
+    with caplog.at_level(logging.INFO, logger="hecktorseg.training.device"):
+        assert resolve_amp(TrainConfig(), cpu) == (None, False)  # the default stays float32
+        assert resolve_amp(TrainConfig(amp=False), cpu) == (None, False)
+    hints = [r for r in caplog.records if "amp: true" in r.getMessage()]
+    assert len(hints) == (1 if native else 0)  # only for the default, never for an explicit amp: false

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from hecktorseg.errors import ConfigError
-from hecktorseg.runtime import Precision, autocast_dtype, resolve_device, resolve_precision
+from hecktorseg.runtime import Precision, autocast_dtype, native_bf16, resolve_device, resolve_precision
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.distributed import DistContext
 
 __all__ = ["train_device", "train_precision"]
+
+logger = logging.getLogger(__name__)
 
 
 def train_device(config: TrainConfig, ctx: DistContext | None = None) -> torch.device:
@@ -29,6 +33,12 @@ def train_precision(config: TrainConfig, device: torch.device) -> tuple[torch.dt
     """
     use = config.amp if config.amp is not None else device.type == "cuda"
     if not use:
+        if config.amp is None and device.type == "cpu" and native_bf16(device):
+            logger.info(
+                "training in float32; this CPU computes bfloat16 natively, where amp: true with "
+                "channels_last: true trains 1.8-3x faster and passed the convergence check "
+                "(see the performance notes)"
+            )
         return None, False
     if config.amp_dtype == "auto":
         precision: Precision = "fp16" if device.type == "cuda" else "bf16"
