@@ -74,28 +74,17 @@ def is_exporting() -> bool:
     return bool(torch.jit.is_tracing() or torch.jit.is_scripting())  # type: ignore[attr-defined,no-untyped-call]
 
 
-class _Features(nn.Module):
-    """``model.forward_features`` as a module of its own (shares the model's weights)."""
+class _Part(nn.Module):
+    """One of ``model.forward_features`` / ``model.forward_head`` as a module of its own (shares the weights)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, method: str) -> None:
         super().__init__()
         self.model = model
+        self.method = method
 
     def forward(self, x: Tensor) -> Tensor:
-        features: Callable[[Tensor], Tensor] = getattr(self.model, "forward_features")  # noqa: B009
-        return features(x)
-
-
-class _Head(nn.Module):
-    """``model.forward_head`` as a module of its own (shares the model's weights)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, features: Tensor) -> Tensor:
-        head: Callable[[Tensor], Tensor] = getattr(self.model, "forward_head")  # noqa: B009
-        return head(features)
+        part: Callable[[Tensor], Tensor] = getattr(self.model, self.method)
+        return part(x)
 
 
 def split_output_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
@@ -124,4 +113,4 @@ def split_output_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
         callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None))
     ):
         return None
-    return _Features(model), _Head(model)
+    return _Part(model, "forward_features"), _Part(model, "forward_head")
