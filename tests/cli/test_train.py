@@ -85,3 +85,26 @@ def test_help_documents_torchrun() -> None:
     ):
         assert flag in result.output, flag
     assert "torchrun" in result.output
+
+
+def test_paper_preset_on_node_data_says_it_trains_three_outputs(tmp_path: Path) -> None:
+    """``--preset paper`` on GTVn data: a loud warning, 3 outputs, and the score's parts at the end."""
+    from hecktorseg.data import SyntheticConfig, write_synthetic_dataset
+    from hecktorseg.models import load_checkpoint
+    from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
+
+    cases = write_synthetic_dataset(
+        tmp_path / "raw", n_cases=4, edition="2022", seed=3, config=SyntheticConfig.tiny()
+    )
+    pre = tmp_path / "pre"
+    preprocess_dataset(cases, pre, PreprocessConfig(spacing=(9.0,) * 3, size=(16,) * 3))
+    out = tmp_path / "runs"
+    args = ["train", str(pre), str(out), "--preset", "paper", *QUICK, "--n-folds", "2", "--fold", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "labels lymph nodes" in flat and "3 outputs" in flat and "--n-classes 1" in flat
+    assert "best validation score" in flat and "GTVN DSCagg" in flat and "GTVP Dice" in flat
+    model = load_checkpoint(out / "fold_0" / "best.pt")
+    assert model.metadata["n_classes"] == 3
+    assert model.metadata["train"]["loss"] == "dice_focal"  # the paper's loss, as the preset says

@@ -88,6 +88,7 @@ def test_three_class_predict_writes_argmax_of_mapped_probabilities_on_the_ct_gri
         precision="fp32",
         tta=True,
         preprocess=PreprocessConfig(spacing=(2.0, 2.0, 2.0), size=(32, 32, 32)),
+        min_gtvn_volume=0,  # the plain arg-max (the default removes GTVn specks)
     )
     report = predict_dataset(root, tmp_path, predictor, bbox_table=table, save_probabilities=True)
     assert report.ok and len(report.done) == 3
@@ -120,3 +121,16 @@ def test_label_choice_equals_numpy_argmax_including_ties() -> None:
         got = _argmax_uint8(channels)
         assert got.dtype == np.uint8
         np.testing.assert_array_equal(got, np.argmax(np.stack(channels), axis=0))
+
+
+def test_min_gtvn_volume_default_is_the_one_chosen_on_validation() -> None:
+    """The library, the predictor and ``predict --min-gtvn-volume`` share one default."""
+    import typer.main
+
+    from hecktorseg.cli import app
+    from hecktorseg.inference import MIN_GTVN_VOLUME_MM3, PredictorConfig
+
+    assert PredictorConfig().min_gtvn_volume == MIN_GTVN_VOLUME_MM3 == 200.0
+    command = typer.main.get_command(app).commands["predict"]  # type: ignore[attr-defined]
+    option = next(p for p in command.params if p.name == "min_gtvn_volume")
+    assert option.default == MIN_GTVN_VOLUME_MM3

@@ -122,7 +122,7 @@ def test_errors() -> None:
         DiceLoss()(torch.zeros(1, 2, 4, 4, 4), torch.full((1, 1, 4, 4, 4), 2.0))
     with pytest.raises(ConfigError, match="unknown loss"):
         build_loss("bce")
-    assert available_losses() == ["dice", "dice_focal", "focal"]
+    assert available_losses() == ["dice", "dice_ce", "dice_focal", "focal"]
     assert isinstance(build_loss("dice_focal", from_logits=False), DiceFocalLoss)
     assert build_loss("dice").from_logits is True
 

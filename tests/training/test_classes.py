@@ -66,8 +66,6 @@ def test_three_class_training_writes_per_class_metrics(nodes_dir: Path, tmp_path
         assert len(h.val_class_dice) == 2 and len(h.val_class_dsc_agg) == 2
         # the documented score: mean of the GTVp mean Dice and the GTVn aggregated Dice
         assert h.val_score == pytest.approx((h.val_class_dice[0] + h.val_class_dsc_agg[1]) / 2)
-        # val_dice stays the mean over foreground classes of the per-case Dice
-        assert h.val_dice == pytest.approx(sum(h.val_class_dice) / 2)
     best = max(history, key=lambda h: h.val_score)
     assert (result.best_epoch, result.best_dice) == (best.epoch, pytest.approx(best.val_score))
     assert (fold / "learning_curves.png").stat().st_size > 0
@@ -104,3 +102,65 @@ def test_aggregated_dice_and_score_by_hand() -> None:
     assert selection_score(0.5, [], []) == 0.5
     assert math.isnan(selection_score(math.nan, [], []))
     assert np.isfinite(selection_score(0.0, [0.2], [0.3]))
+
+
+def test_per_class_validation_dice_counts_only_the_cases_holding_the_class(
+    nodes_dir: Path, tmp_path: Path
+) -> None:
+    """The last epoch's per-class Dice, recomputed with NumPy from last.pt on the validation cases."""
+    from hecktorseg.data import PreprocessedDataset
+    from hecktorseg.training import fold_splits
+
+    config = TrainConfig(**QUICK, epochs=2)  # type: ignore[arg-type]
+    train(nodes_dir, tmp_path, config, fold=0)
+    last = read_metrics_csv(tmp_path / "fold_0" / "metrics.csv")[-1]
+    model = load_checkpoint(tmp_path / "fold_0" / "last.pt").model.eval()
+    val = PreprocessedDataset(nodes_dir, fold_splits(nodes_dir, config)[0].val)
+    per_class: dict[int, list[float]] = {1: [], 2: []}
+    agg = {k: [0.0, 0.0] for k in (1, 2)}
+    for i in range(len(val)):
+        item = val[i]
+        with torch.no_grad():
+            arg = model(item["image"][None]).argmax(dim=1)[0].numpy()
+        lab = item["label"][0].numpy().astype(int)
+        for k in (1, 2):
+            p, t = arg == k, lab == k
+            agg[k][0] += 2 * float((p & t).sum())
+            agg[k][1] += float(p.sum() + t.sum())
+            if t.any():  # a case without the class adds nothing to its mean Dice
+                per_class[k].append(2 * float((p & t).sum()) / float(p.sum() + t.sum()))
+    for k in (1, 2):
+        expected = float(np.mean(per_class[k])) if per_class[k] else math.nan
+        got = last.val_class_dice[k - 1]
+        assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, abs=1e-9)
+        total = agg[k][1]
+        assert last.val_class_dsc_agg[k - 1] == pytest.approx(agg[k][0] / total if total else 1.0, abs=1e-9)
+
+
+def test_loss_defaults_follow_the_number_of_outputs() -> None:
+    from hecktorseg.losses import DiceCELoss, DiceFocalLoss
+    from hecktorseg.training import build_train_loss, resolve_loss_defaults
+
+    auto = TrainConfig()
+    one, three = resolve_loss_defaults(auto, 1), resolve_loss_defaults(auto, 3)
+    assert (one.loss, one.dice_skip_absent) == ("dice_focal", False)
+    assert (three.loss, three.dice_skip_absent) == ("dice_ce", True)
+    # what the user sets is kept, and the paper preset keeps the paper's loss on GTVn data
+    mine = resolve_loss_defaults(TrainConfig(loss="dice", dice_skip_absent=False), 3)
+    assert (mine.loss, mine.dice_skip_absent) == ("dice", False)
+    paper = resolve_loss_defaults(TrainConfig.paper(), 3)
+    assert (paper.loss, paper.dice_skip_absent) == ("dice_focal", False)
+    built = build_train_loss(auto, 3)
+    assert isinstance(built, DiceCELoss) and built.skip_absent and not built.batch_dice
+    assert isinstance(build_train_loss(auto, 1), DiceFocalLoss)
+
+
+def test_the_run_records_the_loss_it_used(nodes_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    train(nodes_dir, tmp_path, TrainConfig(**QUICK, epochs=1), fold=0)  # type: ignore[arg-type]
+    recorded = yaml.safe_load((tmp_path / "fold_0" / "config.yaml").read_text())
+    recorded = recorded.get("train", recorded)
+    assert (recorded["loss"], recorded["dice_skip_absent"]) == ("dice_ce", True)
+    metadata = load_checkpoint(tmp_path / "fold_0" / "best.pt").metadata
+    assert metadata["train"]["loss"] == "dice_ce"

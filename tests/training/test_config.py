@@ -23,7 +23,8 @@ def test_defaults_keep_the_papers_optimisation() -> None:
     )  # None: from the dataset (1 for GTVt)
     assert (c.epochs, c.batch_size, c.lr, c.betas, c.weight_decay) == (300, 1, 1e-3, (0.9, 0.99), 0.0)
     assert (c.scheduler, c.t_0, c.t_mult, c.eta_min) == ("cosine_warm_restarts", 25, 1, 1e-5)
-    assert c.loss == "dice_focal" and c.threshold == 0.5
+    assert c.loss == "auto" and c.dice_skip_absent is None and c.threshold == 0.5  # by the outputs
+    assert TrainConfig.paper().loss == "dice_focal" and TrainConfig.paper().dice_skip_absent is False
     assert (c.rotation_p, c.max_angle, c.rotation_axes, c.mirror_p) == (0.5, 44.0, (1, 3), 0.5)
     assert c.scale_p == 0.0  # extras off by default
     # hecktorseg's departures (the paper preset undoes them)

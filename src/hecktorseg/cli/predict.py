@@ -57,11 +57,12 @@ def register(app: typer.Typer) -> None:
             help="Keep only the largest connected component of label 1 (GTVt/GTVp); nodes are kept.",
         ),
         min_gtvn_volume: float = typer.Option(
-            0.0,
+            200.0,  # hecktorseg.inference.MIN_GTVN_VOLUME_MM3 (a test keeps them equal)
             "--min-gtvn-volume",
             min=0.0,
             metavar="MM3",
-            help="Drop GTVn (label 2) components smaller than MM3 cubic millimetres (0: keep all).",
+            help="Drop GTVn (label 2) components smaller than MM3 cubic millimetres (0: keep all; the "
+            "default was chosen on validation phantoms, see the training docs).",
         ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         backend: str = backend_option(),

@@ -126,13 +126,14 @@ def register(app: typer.Typer) -> None:
 
         if preset == "paper":
             _warn_if_not_paper_preprocessed(data_dir)
+            if config.n_classes is None:
+                _warn_if_paper_recipe_meets_nodes(data_dir)
         main = is_main_process()
 
         def report(k: int, result: TrainResult) -> None:
             if main:
                 console.print(
-                    f"fold {k}: best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch} "
-                    f"→ {result.best_checkpoint}",
+                    f"fold {k}: {result.best_summary()} → {result.best_checkpoint}",
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -163,6 +164,25 @@ def _warn_if_not_paper_preprocessed(data_dir: Path) -> None:
         err_console.print(
             f"[yellow]warning:[/] {data_dir} was not preprocessed as the paper ({', '.join(differ)} differ); "
             "use 'hecktorseg preprocess --preset paper' for the paper's recipe",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _warn_if_paper_recipe_meets_nodes(data_dir: Path) -> None:
+    """Say loudly that ``--preset paper`` on GTVn data trains 3 outputs (the paper had one, GTVt)."""
+    from hecktorseg.errors import HecktorsegError
+    from hecktorseg.training import dataset_label_values
+
+    try:
+        values = dataset_label_values(data_dir)
+    except HecktorsegError:
+        return  # train() reports a missing or bad manifest
+    if 2 in values:
+        err_console.print(
+            f"[yellow]warning:[/] {data_dir} labels lymph nodes (GTVn, label 2): --preset paper trains its "
+            "recipe with 3 outputs (background, GTVp, GTVn) from the data, where the paper had one (GTVt); "
+            "add --n-classes 1 for the paper's binary model (GTVp only)",
             highlight=False,
             soft_wrap=True,
         )

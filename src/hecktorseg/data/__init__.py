@@ -5,6 +5,8 @@
 - :mod:`hecktorseg.data.augmentation`: random rotation and mirroring on tensors
   (:class:`RandomRotation`, :class:`SequentialRotation` — the paper's —,
   :class:`RandomMirror`, :class:`Compose`);
+- :mod:`hecktorseg.data.patches`: training patches with foreground over-sampling
+  (:class:`PatchSampler`);
 - :mod:`hecktorseg.data.synthetic`: PET/CT phantoms in the HECKTOR layouts.
 
 The synthetic-data names are imported eagerly; the torch-based ones on first use.
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from hecktorseg.data.dataset import EpochTaggedSampler as EpochTaggedSampler
     from hecktorseg.data.dataset import PreprocessedDataset as PreprocessedDataset
     from hecktorseg.data.dataset import sample_seed as sample_seed
+    from hecktorseg.data.patches import PatchSampler as PatchSampler
 
 # The one list of public names: name → sub-module that defines it. The torch-based names load
 # on first access, so synthesising data (and the CLI) stays fast.
@@ -47,6 +50,7 @@ _EXPORTS = {
     "affine_resample": "augmentation",
     "rotation_matrix": "augmentation",
     "EpochTaggedSampler": "dataset",
+    "PatchSampler": "patches",
     "PreprocessedDataset": "dataset",
     "sample_seed": "dataset",
     "Phantom": "synthetic",

@@ -17,12 +17,19 @@ from hecktorseg.io import atomic_write_text, ensure_output_dir
 from hecktorseg.typing import PathLike
 
 if TYPE_CHECKING:
-    from hecktorseg.training import TrainConfig
+    from hecktorseg.training import TrainConfig, TrainResult
 
 __all__ = ["DEMO_EDITIONS", "DemoConfig", "DemoResult", "StageCallback", "run_demo"]
 
 DEMO_EDITIONS = ("2020", "2025", "2026")
 """Tasks the demo runs: the paper's (2020) and today's GTVp + GTVn (2025, 2026)."""
+
+DEMO_GRIDS: dict[str, tuple[int, float]] = {"2020": (32, 4.5), "2025": (48, 3.0), "2026": (48, 3.0)}
+"""The demo's grid per task when ``size`` / ``spacing`` are not given: (side in voxels, mm).
+
+The GTVp + GTVn demo uses 3 mm voxels: a lymph node of 1 ml is then about 4 voxels across
+(2.7 at 4.5 mm), and on the phantoms the 4.5 mm grid found no node with any loss tried
+(the GTVn ablation in the training docs)."""
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +50,14 @@ class DemoConfig:
     n_val: int = attrs.field(default=4, metadata={"help": "Of the training patients, how many validate."})
     epochs: int = attrs.field(default=30, metadata={"help": "Training epochs."})
     n_filters: int = attrs.field(default=8, metadata={"help": "Filters of the first U-Net level."})
-    size: int = attrs.field(default=32, metadata={"help": "Side of the preprocessed grid (voxels)."})
-    spacing: float = attrs.field(default=4.5, metadata={"help": "Voxel size of the preprocessed grid (mm)."})
+    size: int | None = attrs.field(
+        default=None,
+        metadata={"help": "Side of the preprocessed grid (voxels); null: 32 (2020), 48 (2025/2026)."},
+    )
+    spacing: float | None = attrs.field(
+        default=None,
+        metadata={"help": "Voxel size of the preprocessed grid (mm); null: 4.5 (2020), 3 (2025/2026)."},
+    )
     lr: float = attrs.field(default=1e-2, metadata={"help": "Learning rate."})
     seed: int = attrs.field(default=0, metadata={"help": "Seed of data generation and training."})
     backend: str = attrs.field(
@@ -60,6 +73,13 @@ class DemoConfig:
             "help": "Task: 2020 (the paper's GTVt, 2020 rules) or 2025 / 2026 (GTVp + GTVn, 2025 rules)."
         },
     )
+    train_precision: str = attrs.field(
+        default="auto",
+        metadata={
+            "help": "Training precision: auto (2025/2026: bf16 + channels-last where the CPU computes bf16 "
+            "natively, else fp32; 2020: fp32), fp32 or bf16."
+        },
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.edition not in DEMO_EDITIONS:
@@ -72,8 +92,27 @@ class DemoConfig:
                 "demo needs at least 2 training, 1 validation and 1 test patient",
                 hint="raise n_train/n_test or lower n_val",
             )
-        if self.size % 16:
+        if self.size is not None and self.size % 16:
             raise ConfigError(f"demo size must be a multiple of 16, got {self.size}")
+        if self.train_precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(
+                f"demo train_precision must be auto, fp32 or bf16, got {self.train_precision!r}"
+            )
+
+    @property
+    def grid_size(self) -> int:
+        """``size``, or the task's default (:data:`DEMO_GRIDS`)."""
+        return self.size if self.size is not None else DEMO_GRIDS[self.edition][0]
+
+    @property
+    def grid_spacing(self) -> float:
+        """``spacing``, or the task's default (:data:`DEMO_GRIDS`)."""
+        return float(self.spacing) if self.spacing is not None else DEMO_GRIDS[self.edition][1]
+
+    @property
+    def nodes(self) -> bool:
+        """Whether the task has lymph nodes (GTVp + GTVn)."""
+        return self.edition != "2020"
 
 
 @attrs.frozen
@@ -153,7 +192,7 @@ def run_demo(
     logger.info("synthesised %d patients (%d held out) in %s", n_total, cfg.n_test, raw)
 
     # 2. preprocessing of the training patients onto a coarse reference grid.
-    pre_cfg = PreprocessConfig(spacing=(cfg.spacing,) * 3, size=(cfg.size,) * 3)
+    pre_cfg = PreprocessConfig(spacing=(cfg.grid_spacing,) * 3, size=(cfg.grid_size,) * 3)
     preprocessed = out / "data" / "preprocessed"
     preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
 
@@ -179,7 +218,7 @@ def run_demo(
 
     seconds = time.perf_counter() - start
     per_case = {str(k): float(v) for k, v in evaluation.per_case_dice.items()}
-    report = write_report(out, cfg, evaluation.mean_dice, per_case, result.best_dice, seconds)
+    report = write_report(out, cfg, _ran(result), evaluation.mean_dice, per_case, result.best_dice, seconds)
     return DemoResult(
         out_dir=out,
         report=report,
@@ -212,7 +251,7 @@ def _run_demo_nodes(
 
     from hecktorseg.data import write_synthetic_dataset
     from hecktorseg.evaluation import evaluate, visualize_case
-    from hecktorseg.inference import Predictor, predict_dataset
+    from hecktorseg.inference import Predictor, PredictorConfig, predict_dataset
     from hecktorseg.io import discover_cases
     from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
     from hecktorseg.training import train
@@ -233,7 +272,9 @@ def _run_demo_nodes(
         shutil.copytree(case.ct_path.parent, test_dir / case.ct_path.parent.name)
 
     # 2. a grid 1.5 times taller than the 2020 demo's, so the box holds the neck nodes.
-    pre_cfg = PreprocessConfig(spacing=(cfg.spacing,) * 3, size=(cfg.size, cfg.size, _taller(cfg.size)))
+    pre_cfg = PreprocessConfig(
+        spacing=(cfg.grid_spacing,) * 3, size=(cfg.grid_size, cfg.grid_size, _taller(cfg.grid_size))
+    )
     preprocessed = out / "data" / "preprocessed"
     preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
 
@@ -242,7 +283,10 @@ def _run_demo_nodes(
     result = train(preprocessed, out / "model", train_cfg, fold=0, progress=_stage(progress, "train"))
 
     # 4. labels 0/1/2 on the original CT grids; 5. the 2025 rules and pictures.
-    predictor = Predictor.from_checkpoints([result.best_checkpoint], device="cpu")
+    predictor = Predictor.from_checkpoints(
+        [result.best_checkpoint],
+        PredictorConfig(device="cpu", backend=cfg.backend, precision=cfg.precision),  # type: ignore[arg-type]
+    )
     pred_dir = out / "predictions"
     predict_dataset(test_dir, pred_dir, predictor, layout=layout, progress=_stage(progress, "predict"))
     evaluation = evaluate(pred_dir, test_dir, edition=layout, layout=layout, out_dir=out / "scores")
@@ -255,7 +299,14 @@ def _run_demo_nodes(
     summary = dict(evaluation.summary)
     per_case = {c.patient_id: dict(c.metrics) for c in evaluation.cases}
     report = write_report_nodes(
-        out, cfg, summary, per_case, result.best_dice, seconds, depth=_taller(cfg.size)
+        out,
+        cfg,
+        _ran(result),
+        summary,
+        per_case,
+        result.best_dice,
+        seconds,
+        min_gtvn_volume=predictor.min_gtvn_volume,
     )
     return DemoResult(
         out_dir=out,
@@ -273,26 +324,54 @@ def _train_config(cfg: DemoConfig, out: Path, ids: list[str]) -> TrainConfig:
     """The demo's training settings; writes ``out/split.json`` (the last ``n_val`` of ``ids`` validate)."""
     import json
 
-    from hecktorseg.training import TrainConfig
-
     split_file = out / "split.json"
     atomic_write_text(
         split_file,
         json.dumps([{"train": ids[: -cfg.n_val], "val": ids[-cfg.n_val :]}], indent=2),
     )
-    return TrainConfig(
+    return _train_config_values(cfg, str(split_file))
+
+
+def _ran(result: TrainResult) -> TrainConfig:
+    """The training configuration as the run recorded it (``config.yaml``: loss, device, precision)."""
+    from hecktorseg.config import load_yaml
+    from hecktorseg.training import TrainConfig
+
+    return load_yaml(TrainConfig, result.fold_dir / "config.yaml", section="train")
+
+
+def _train_config_values(cfg: DemoConfig, split_file: str = "split.json") -> TrainConfig:
+    """The demo's training settings, with the loss defaults of its task resolved."""
+    from hecktorseg.training import TrainConfig, resolve_loss_defaults
+
+    bf16 = _train_bf16(cfg)
+    config = TrainConfig(
         n_filters=cfg.n_filters,
         epochs=cfg.epochs,
         lr=cfg.lr,
         split="file",
-        split_file=str(split_file),
+        split_file=split_file,
         seed=cfg.seed,
         num_workers=0,
         device="cpu",
         rotation_p=0.0,
         mirror_p=0.5,
         t_0=cfg.epochs,  # one cosine cycle over the short run
+        amp=bf16,
+        channels_last=bf16,
     )
+    return resolve_loss_defaults(config, 3 if cfg.nodes else 1)
+
+
+def _train_bf16(cfg: DemoConfig) -> bool:
+    """Whether the demo trains in bfloat16 (``train_precision``; ``auto``: see :class:`DemoConfig`)."""
+    if cfg.train_precision != "auto":
+        return cfg.train_precision == "bf16"
+    import torch
+
+    from hecktorseg.runtime import native_bf16
+
+    return cfg.nodes and native_bf16(torch.device("cpu"))
 
 
 def _taller(size: int) -> int:

@@ -34,6 +34,7 @@ from hecktorseg.inference.batch import (
 from hecktorseg.inference.postprocess import (
     GTVN_LABEL,
     GTVP_LABEL,
+    MIN_GTVN_VOLUME_MM3,
     keep_largest_component,
     postprocess_mask,
     remove_small_components,
@@ -47,13 +48,14 @@ from hecktorseg.inference.predictor import (
     apply_preprocessing_choice,
     preprocessing_name,
 )
-from hecktorseg.inference.sliding_window import gaussian_importance_map, sliding_window_predict, window_starts
+from hecktorseg.models.sliding_window import gaussian_importance_map, sliding_window_predict, window_starts
 
 __all__ = [
     "BACKENDS",
     "GTVN_LABEL",
     "GTVP_LABEL",
     "INSTALL_COMMANDS",
+    "MIN_GTVN_VOLUME_MM3",
     "MIRROR_AXES",
     "PROBABILITY_DIR",
     "UNCERTAINTY_DIR",

@@ -10,6 +10,7 @@ import torch
 
 from hecktorseg.errors import ConfigError
 from hecktorseg.inference.backends import BackendChoice
+from hecktorseg.inference.postprocess import MIN_GTVN_VOLUME_MM3
 from hecktorseg.inference.preprocessing_choice import PreprocessingChoice
 from hecktorseg.runtime import PrecisionChoice
 
@@ -73,7 +74,8 @@ class PredictorConfig:
         lymph nodes (label 2) are never reduced to one component.
     min_gtvn_volume
         Remove GTVn (label 2) components smaller than this many mm³ on the CT
-        grid (0: keep all). See :mod:`hecktorseg.inference.postprocess`.
+        grid (0: keep all; default :data:`~hecktorseg.inference.MIN_GTVN_VOLUME_MM3`,
+        chosen on validation phantoms). See :mod:`hecktorseg.inference.postprocess`.
     window_size
         Sliding-window size (z, y, x) for inputs larger than it; default the
         preprocessing grid (``preprocess.size`` reversed).
@@ -101,7 +103,9 @@ class PredictorConfig:
     tta_batch: int = attrs.field(default=1, validator=_check_positive_or_none)
     threshold: float = attrs.field(default=0.5, converter=float, validator=_check_threshold)
     largest_component: bool = False
-    min_gtvn_volume: float = attrs.field(default=0.0, converter=float, validator=_check_min_volume)
+    min_gtvn_volume: float = attrs.field(
+        default=MIN_GTVN_VOLUME_MM3, converter=float, validator=_check_min_volume
+    )
     window_size: tuple[int, int, int] | None = attrs.field(default=None, converter=_window)
     overlap: float = 0.5
     output_device: str | None = "cpu"

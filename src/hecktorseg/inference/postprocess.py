@@ -31,6 +31,7 @@ from hecktorseg.errors import ConfigError
 __all__ = [
     "GTVN_LABEL",
     "GTVP_LABEL",
+    "MIN_GTVN_VOLUME_MM3",
     "keep_largest_component",
     "postprocess_mask",
     "remove_small_components",
@@ -41,6 +42,13 @@ GTVP_LABEL = 1
 
 GTVN_LABEL = 2
 """Label value of the lymph nodes (GTVn, HECKTOR 2022 and 2025/2026)."""
+
+MIN_GTVN_VOLUME_MM3 = 200.0
+"""Default of ``min_gtvn_volume`` (``predict --min-gtvn-volume``): predicted GTVn components under
+200 mm³ are removed. Chosen on validation phantoms of their own seed: 0 / 50–100 / 200–500 mm³
+gave a GTVn F1 of 0.667 / 0.706 / 0.750 (2 / 1 / 0 false positives, no true node lost); 200 is
+the smallest threshold with the best F1, well under the phantoms' smallest node (0.47 ml).
+Real nodes can be smaller: check on your validation data (0 keeps every component)."""
 
 
 def _structure(ndim: int) -> npt.NDArray[np.bool_]:

@@ -32,9 +32,9 @@ from hecktorseg.inference.preprocessing_choice import (
     apply_preprocessing_choice,
     preprocessing_name,
 )
-from hecktorseg.inference.sliding_window import sliding_window_predict
 from hecktorseg.io import BBox, Case
 from hecktorseg.models import SIZE_DIVISOR, load_checkpoint
+from hecktorseg.models.sliding_window import sliding_window_predict
 from hecktorseg.preprocessing import (
     PreprocessConfig,
     PreprocessedCase,
@@ -168,9 +168,11 @@ class Predictor:
         map_location = dev if select_runtime(cfg.backend, cfg.precision, dev).backend == "torch" else "cpu"
         models: list[nn.Module] = []
         configs: list[tuple[str, PreprocessConfig]] = []
+        patches: list[Any] = []
         for path in items:
             loaded = load_checkpoint(path, map_location=map_location)
             models.append(loaded.model)
+            patches.append((loaded.metadata.get("train") or {}).get("patch_size"))
             saved = _preprocess_from_metadata(loaded.metadata, str(path))
             chosen = apply_preprocessing_choice(
                 saved, cfg.preprocessing, original_checkpoint=loaded.kind == "original"
@@ -188,8 +190,8 @@ class Predictor:
                     )
             preprocess = first
         if cfg.window_size is None:
-            # the grid the models were trained on; a larger inference grid is then covered by windows
-            trained = configs[0][1].size
+            # the patches or the grid the models were trained on; a larger input is covered by windows
+            trained = patches[0] if patches[0] else configs[0][1].size
             cfg = attrs.evolve(cfg, window_size=(int(trained[2]), int(trained[1]), int(trained[0])))
         logger.info(
             "loaded %d model(s) on %s; preprocessing: %s", len(models), dev, preprocessing_name(preprocess)

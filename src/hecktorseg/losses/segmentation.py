@@ -40,11 +40,13 @@ from torch import Tensor, nn
 from hecktorseg.errors import ConfigError, DataError
 
 __all__ = [
+    "DiceCELoss",
     "DiceFocalLoss",
     "DiceLoss",
     "FocalLoss",
     "available_losses",
     "build_loss",
+    "cross_entropy_loss",
     "dice_loss",
     "focal_loss",
     "prepare_target",
@@ -107,7 +109,14 @@ def prepare_target(target: Tensor, n_channels: int, like: Tensor) -> Tensor:
     return one_hot.movedim(-1, 1).to(dtype=like.dtype, device=like.device)
 
 
-def dice_loss(probs: Tensor, target: Tensor, *, smooth: float = 1.0) -> Tensor:
+def dice_loss(
+    probs: Tensor,
+    target: Tensor,
+    *,
+    smooth: float = 1.0,
+    batch: bool = False,
+    skip_absent: bool = False,
+) -> Tensor:
     """Soft Dice loss on probabilities and a matching (binary / one-hot) target.
 
     Per sample and channel over the spatial axes: ``1 − (2Σpt + s) / (Σp² + Σt² + s)``.
@@ -122,13 +131,51 @@ def dice_loss(probs: Tensor, target: Tensor, *, smooth: float = 1.0) -> Tensor:
         Same shape as ``probs``.
     smooth
         Smoothing term ``s`` (1 in the original).
+    batch
+        Sum over the batch too (one Dice per class for the whole batch, as nnU-Net's
+        "batch Dice") instead of one per sample.
+    skip_absent
+        Leave out of the mean the (sample, class) pairs whose target is empty (for
+        ``batch``: the classes empty in the whole batch). Such a pair otherwise pulls
+        every probability of its class towards 0 whatever the other samples need; a
+        sample without any foreground then adds nothing to the Dice term (its voxels
+        still count in the focal or cross-entropy term). With nothing left the loss is 0.
     """
     dims = tuple(range(2, probs.ndim))
     intersection = (probs * target).sum(dim=dims)
     denominator = (probs * probs).sum(dim=dims) + (target * target).sum(dim=dims)
-    per_class = 1.0 - (2.0 * intersection + smooth) / (denominator + smooth)  # (N, C)
-    per_sample = per_class[:, 0] if probs.shape[1] == 1 else per_class[:, 1:].mean(dim=1)
-    return per_sample.mean()
+    present = target.sum(dim=dims) > 0  # (N, C)
+    if batch:
+        intersection, denominator = intersection.sum(0, keepdim=True), denominator.sum(0, keepdim=True)
+        present = present.any(0, keepdim=True)
+    per_class = 1.0 - (2.0 * intersection + smooth) / (denominator + smooth)  # (N or 1, C)
+    if probs.shape[1] > 1:
+        per_class, present = per_class[:, 1:], present[:, 1:]
+    if not skip_absent:
+        return per_class.mean(dim=1).mean()
+    weight = present.to(per_class.dtype)
+    return (per_class * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def cross_entropy_loss(probs: Tensor, target: Tensor, *, eps: float = 1e-6) -> Tensor:
+    """Cross-entropy on probabilities, mean over the voxels of all samples.
+
+    Several channels (softmax): ``−Σ_c t_c·log p_c`` per voxel. One channel (sigmoid):
+    the binary ``−[t·log p + (1−t)·log(1−p)]``. ``p`` is clamped to ``[eps, 1 − eps]``.
+
+    Parameters
+    ----------
+    probs
+        ``(N, C, ...)`` probabilities.
+    target
+        Same shape as ``probs`` (one-hot for ``C >= 2``).
+    eps
+        Clamp margin.
+    """
+    p = probs.clamp(eps, 1.0 - eps)
+    if probs.shape[1] == 1:
+        return -(target * torch.log(p) + (1.0 - target) * torch.log(1.0 - p)).mean()
+    return -(target * torch.log(p)).sum(dim=1).mean()
 
 
 def focal_loss(probs: Tensor, target: Tensor, *, gamma: float = 2.0, eps: float = 1e-3) -> Tensor:
@@ -171,16 +218,31 @@ class DiceLoss(_SegmentationLoss):
         Apply sigmoid (one channel) / softmax (several) to the input first.
     smooth
         Smoothing term.
+    batch_dice, skip_absent
+        See :func:`dice_loss` (``batch`` and ``skip_absent``).
     """
 
-    def __init__(self, from_logits: bool = True, smooth: float = 1.0) -> None:
+    def __init__(
+        self,
+        from_logits: bool = True,
+        smooth: float = 1.0,
+        batch_dice: bool = False,
+        skip_absent: bool = False,
+    ) -> None:
         super().__init__(from_logits)
         self.smooth = float(smooth)
+        self.batch_dice = bool(batch_dice)
+        self.skip_absent = bool(skip_absent)
+
+    def _dice(self, probs: Tensor, target: Tensor) -> Tensor:
+        return dice_loss(
+            probs, target, smooth=self.smooth, batch=self.batch_dice, skip_absent=self.skip_absent
+        )
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         """Loss of ``input`` ``(N, C, ...)`` against the label map ``target`` ``(N, 1, ...)``."""
         probs, tgt = self._inputs(input, target)
-        return dice_loss(probs, tgt, smooth=self.smooth)
+        return self._dice(probs, tgt)
 
 
 class FocalLoss(_SegmentationLoss):
@@ -207,7 +269,7 @@ class FocalLoss(_SegmentationLoss):
         return focal_loss(probs, tgt, gamma=self.gamma, eps=self.eps)
 
 
-class DiceFocalLoss(_SegmentationLoss):
+class DiceFocalLoss(DiceLoss):
     """Weighted sum of :class:`DiceLoss` and :class:`FocalLoss` (weights 1 and 1 in the original).
 
     Parameters
@@ -218,6 +280,8 @@ class DiceFocalLoss(_SegmentationLoss):
         Weights of the two terms.
     smooth, gamma, eps
         Passed to the two terms.
+    batch_dice, skip_absent
+        Passed to the Dice term (:func:`dice_loss`).
     """
 
     def __init__(
@@ -228,24 +292,63 @@ class DiceFocalLoss(_SegmentationLoss):
         smooth: float = 1.0,
         gamma: float = 2.0,
         eps: float = 1e-3,
+        batch_dice: bool = False,
+        skip_absent: bool = False,
     ) -> None:
-        super().__init__(from_logits)
+        super().__init__(from_logits, smooth, batch_dice, skip_absent)
         self.dice_weight = float(dice_weight)
         self.focal_weight = float(focal_weight)
-        self.smooth = float(smooth)
         self.gamma = float(gamma)
         self.eps = float(eps)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         """Loss of ``input`` ``(N, C, ...)`` against the label map ``target`` ``(N, 1, ...)``."""
         probs, tgt = self._inputs(input, target)
-        dice = dice_loss(probs, tgt, smooth=self.smooth)
         focal = focal_loss(probs, tgt, gamma=self.gamma, eps=self.eps)
-        return self.dice_weight * dice + self.focal_weight * focal
+        return self.dice_weight * self._dice(probs, tgt) + self.focal_weight * focal
+
+
+class DiceCELoss(DiceLoss):
+    """Weighted sum of :class:`DiceLoss` and the cross-entropy (:func:`cross_entropy_loss`).
+
+    The usual nnU-Net-style pair: unlike the focal term, the cross-entropy does not damp
+    the voxels the model already gets roughly right, so a small class keeps a share of the
+    gradient that matches its voxel count.
+
+    Parameters
+    ----------
+    from_logits
+        Apply sigmoid (one channel) / softmax (several) to the input first.
+    dice_weight, ce_weight
+        Weights of the two terms.
+    smooth
+        Smoothing term of the Dice term.
+    batch_dice, skip_absent
+        Passed to the Dice term (:func:`dice_loss`).
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = True,
+        dice_weight: float = 1.0,
+        ce_weight: float = 1.0,
+        smooth: float = 1.0,
+        batch_dice: bool = False,
+        skip_absent: bool = False,
+    ) -> None:
+        super().__init__(from_logits, smooth, batch_dice, skip_absent)
+        self.dice_weight = float(dice_weight)
+        self.ce_weight = float(ce_weight)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """Loss of ``input`` ``(N, C, ...)`` against the label map ``target`` ``(N, 1, ...)``."""
+        probs, tgt = self._inputs(input, target)
+        return self.dice_weight * self._dice(probs, tgt) + self.ce_weight * cross_entropy_loss(probs, tgt)
 
 
 _LOSSES: dict[str, type[_SegmentationLoss]] = {
     "dice": DiceLoss,
+    "dice_ce": DiceCELoss,
     "dice_focal": DiceFocalLoss,
     "focal": FocalLoss,
 }

@@ -26,13 +26,16 @@ from hecktorseg._lazy import lazy_exports
 from hecktorseg.training.config import TrainConfig as TrainConfig
 
 if TYPE_CHECKING:
+    from hecktorseg.training.classes import dataset_label_values as dataset_label_values
     from hecktorseg.training.classes import dataset_n_classes as dataset_n_classes
+    from hecktorseg.training.classes import resolve_loss_defaults as resolve_loss_defaults
     from hecktorseg.training.classes import selection_score as selection_score
     from hecktorseg.training.distributed import DistContext as DistContext
     from hecktorseg.training.distributed import cleanup_distributed as cleanup_distributed
     from hecktorseg.training.distributed import init_distributed as init_distributed
     from hecktorseg.training.distributed import is_main_process as is_main_process
     from hecktorseg.training.factory import build_augmentation as build_augmentation
+    from hecktorseg.training.factory import build_train_loss as build_train_loss
     from hecktorseg.training.factory import build_train_model as build_train_model
     from hecktorseg.training.folds import folds_to_train as folds_to_train
     from hecktorseg.training.folds import train_all_folds as train_all_folds
@@ -57,13 +60,16 @@ if TYPE_CHECKING:
 # The one list of public names: name → sub-module that defines it.
 _EXPORTS = {
     "TrainConfig": "config",
+    "dataset_label_values": "classes",
     "dataset_n_classes": "classes",
+    "resolve_loss_defaults": "classes",
     "selection_score": "classes",
     "DistContext": "distributed",
     "cleanup_distributed": "distributed",
     "init_distributed": "distributed",
     "is_main_process": "distributed",
     "build_augmentation": "factory",
+    "build_train_loss": "factory",
     "build_train_model": "factory",
     "folds_to_train": "folds",
     "train_all_folds": "folds",

@@ -44,7 +44,7 @@ PAPER_TRAIN: dict[str, Any] = {
     "model": "senorm_unet",
     "n_filters": 24,
     "reduction": 2,
-    "n_classes": 1,
+    "n_classes": None,  # from the data: 1 on the paper's GTVt data; 3 where the labels include GTVn
     "epochs": 300,
     "batch_size": 1,
     "lr": 1e-3,
@@ -55,6 +55,8 @@ PAPER_TRAIN: dict[str, Any] = {
     "t_mult": 1,
     "eta_min": 1e-5,
     "loss": "dice_focal",
+    "batch_dice": False,
+    "dice_skip_absent": False,
     "grad_clip": None,
     "split": "paper",
     "amp": False,
@@ -67,6 +69,7 @@ PAPER_TRAIN: dict[str, Any] = {
     "mirror_p": 0.5,
     "mirror_axes": (0, 3),
     "scale_p": 0.0,
+    "patch_size": None,
     "threshold": 0.5,
     "val_interval": 1,
 }
@@ -132,8 +135,23 @@ class TrainConfig:
         metadata={"help": "Cosine warm restarts: minimum learning rate."},
     )
     loss: str = attrs.field(
-        default="dice_focal",
-        metadata={"help": "Loss: 'dice_focal' (the paper's, weights 1 + 1), 'dice' or 'focal'."},
+        default="auto",
+        metadata={
+            "help": "Loss: 'dice_focal' (the paper's, weights 1 + 1), 'dice_ce' (Dice + cross-entropy), "
+            "'dice' or 'focal'; 'auto' = dice_focal for one output, dice_ce for GTVp + GTVn."
+        },
+    )
+    batch_dice: bool = attrs.field(
+        default=False,
+        metadata={"help": "Dice term over the whole batch (one per class) instead of per sample."},
+    )
+    dice_skip_absent: bool | None = attrs.field(
+        default=None,
+        metadata={
+            "help": "Leave classes that are absent from a sample's label map out of its Dice term "
+            "(else they pull that class towards 0 everywhere); null = off for one output (the paper), "
+            "on for GTVp + GTVn."
+        },
     )
     grad_clip: float | None = attrs.field(
         default=None,
@@ -258,6 +276,22 @@ class TrainConfig:
     scale_range: tuple[float, float] = attrs.field(
         default=(0.9, 1.1), metadata={"help": "Extra: zoom factor range of the random zoom."}
     )
+    # --- patches (training only) ------------------------------------------------------------------
+    patch_size: tuple[int, int, int] | None = attrs.field(
+        default=None,
+        metadata={
+            "help": "Train on patches of this size (x, y, z voxels, multiples of 16) cut from the augmented "
+            "volumes; validation and inference then go window by window. null: whole volumes (the paper)."
+        },
+    )
+    foreground_p: float = attrs.field(
+        default=0.33,
+        validator=_probability,
+        metadata={
+            "help": "With patch_size: probability that a patch is centred on a voxel of a foreground class "
+            "drawn uniformly among those present (GTVn as often as GTVp)."
+        },
+    )
     # --- validation and output -------------------------------------------------------------------
     threshold: float = attrs.field(
         default=0.5,
@@ -293,6 +327,12 @@ class TrainConfig:
         for name, beta in zip(("betas[0]", "betas[1]"), self.betas, strict=True):
             if not 0.0 <= beta < 1.0:
                 raise ConfigError(f"train.{name}: must lie in [0, 1), got {beta!r}")
+        if self.patch_size is not None and (
+            len(self.patch_size) != 3 or any(int(v) < 16 or int(v) % 16 for v in self.patch_size)
+        ):
+            raise ConfigError(
+                f"train.patch_size: need three sides (x, y, z) that are multiples of 16, got {self.patch_size!r}"
+            )
         if self.split == "file" and not self.split_file:
             raise ConfigError("train.split_file: required when split is 'file'")
         if self.split == "random" and self.fold >= self.n_folds:

@@ -1,4 +1,4 @@
-"""What a :class:`~hecktorseg.training.TrainConfig` builds: the network and the augmentation.
+"""What a :class:`~hecktorseg.training.TrainConfig` builds: the network, the loss and the augmentation.
 
 The model comes from the registry (:func:`hecktorseg.models.build_model`) with the
 hyper-parameters its constructor accepts (:func:`train_model_kwargs`); the augmentation
@@ -12,17 +12,25 @@ from typing import Any
 
 from torch import nn
 
-from hecktorseg.data import Compose, RandomMirror, RandomRotation, SequentialRotation
+from hecktorseg.data import Compose, PatchSampler, RandomMirror, RandomRotation, SequentialRotation
 from hecktorseg.data.augmentation import Transform
+from hecktorseg.losses import build_loss
 from hecktorseg.models import build_model
 from hecktorseg.models.registry import model_parameters
+from hecktorseg.training.classes import resolve_loss_defaults
 from hecktorseg.training.config import TrainConfig
 
-__all__ = ["build_augmentation", "build_train_model", "train_model_kwargs"]
+__all__ = [
+    "build_augmentation",
+    "build_train_loss",
+    "build_train_model",
+    "patch_window",
+    "train_model_kwargs",
+]
 
 
 def build_augmentation(config: TrainConfig, image_fill: Sequence[float] = (-1024.0, 0.0)) -> Transform | None:
-    """The augmentation (rotation, then mirroring) of ``config``; ``None`` if all off.
+    """The augmentation (rotation, mirroring, then the patch crop) of ``config``; ``None`` if all off.
 
     ``rotation_mode="sequential"`` gives the paper's :class:`~hecktorseg.data.SequentialRotation`
     (an optional zoom then follows as a separate step), ``"composed"`` hecktorseg's
@@ -65,7 +73,18 @@ def build_augmentation(config: TrainConfig, image_fill: Sequence[float] = (-1024
         )
     if config.mirror_p > 0:
         transforms.append(RandomMirror(config.mirror_p, axes=config.mirror_axes))
+    window = patch_window(config)
+    if window is not None:
+        transforms.append(PatchSampler(window, config.foreground_p))
     return Compose(transforms) if transforms else None
+
+
+def patch_window(config: TrainConfig) -> tuple[int, int, int] | None:
+    """``config.patch_size`` in array order ``(z, y, x)`` (the window of validation and inference)."""
+    if config.patch_size is None:
+        return None
+    x, y, z = (int(v) for v in config.patch_size)
+    return (z, y, x)
 
 
 def train_model_kwargs(config: TrainConfig, in_channels: int, n_classes: int | None = None) -> dict[str, Any]:
@@ -92,3 +111,17 @@ def build_train_model(
     ``n_classes`` overrides ``config.n_classes``; when both are ``None`` the model has one output.
     """
     return build_model(config.model, **train_model_kwargs(config, in_channels, n_classes))
+
+
+def build_train_loss(config: TrainConfig, n_classes: int = 1) -> nn.Module:
+    """The loss of ``config``: ``config.loss`` with its Dice options (``batch_dice``, ``dice_skip_absent``).
+
+    ``loss: auto`` and ``dice_skip_absent: null`` take the defaults of a model with
+    ``n_classes`` outputs (:data:`~hecktorseg.training.classes.LOSS_DEFAULTS`). The Dice
+    options only reach the losses that have a Dice term.
+    """
+    config = resolve_loss_defaults(config, n_classes)
+    kwargs: dict[str, Any] = {}
+    if config.loss != "focal":
+        kwargs = {"batch_dice": config.batch_dice, "skip_absent": bool(config.dice_skip_absent)}
+    return build_loss(config.loss, **kwargs)

@@ -78,7 +78,9 @@ class EpochMetrics:
     seconds
         Wall time of the epoch (training + validation).
     val_class_dice
-        Several classes only: mean per-case Dice of each foreground label 1 … C−1.
+        Several classes only: mean per-case Dice of each foreground label 1 … C−1 over
+        the validation cases whose label map holds it (NaN if none does); a case without
+        the label scores nothing here, its false positives count in ``val_class_dsc_agg``.
     val_class_dsc_agg
         Several classes only: aggregated Dice ``2ΣTP / Σ(|pred| + |true|)`` over all
         validation cases, per foreground label (1 where both sums are 0).
@@ -175,8 +177,11 @@ def plot_learning_curves(rows: Sequence[EpochMetrics], path: PathLike) -> None:
     """Plot losses (left) and validation Dice (right) per epoch to a PNG, atomically (matplotlib Agg).
 
     With per-class values (GTVp + GTVn models) the right panel shows the Dice of each
-    class, the aggregated Dice of labels 2 … and the selection score (thick line);
-    the dashed line marks the epoch with the best score.
+    class (the mean over the validation cases whose truth holds that class, so "nothing
+    predicted, nothing there" is not counted as skill), the aggregated Dice of labels 2 …
+    (over all validation cases, so false positives in cases without the class count) and
+    the selection score (thick line); the legend says how each is made, and the dashed
+    line marks the epoch with the best score.
     """
     import matplotlib
 
@@ -200,21 +205,30 @@ def plot_learning_curves(rows: Sequence[EpochMetrics], path: PathLike) -> None:
             ax_dice.set_title(f"best {best.val_dice:.3f} at epoch {best.epoch}")
         else:
             for k in range(n_fg):
-                name = class_name(k + 1)
+                name = class_name(k + 1).upper()
                 ax_dice.plot(
                     v_epochs, [r.row(n_fg)[len(METRICS_COLUMNS) + k] for r in validated], "o-", ms=2,
-                    label=f"Dice {name.upper()}",
+                    label=f"Dice {name}: mean over the cases with {name}",
                 )  # fmt: skip
             for k in range(1, n_fg):
-                name = class_name(k + 1)
+                name = class_name(k + 1).upper()
                 ax_dice.plot(
                     v_epochs, [r.row(n_fg)[len(METRICS_COLUMNS) + n_fg + k] for r in validated], "s--", ms=2,
-                    label=f"DSCagg {name.upper()}",
+                    label=f"DSCagg {name}: 2ΣTP / Σ(|pred| + |true|), all cases",
                 )  # fmt: skip
-            ax_dice.plot(v_epochs, [r.score for r in validated], "-", lw=2.5, color="k", label="score")
+            parts = " and ".join(
+                [
+                    f"Dice {class_name(1).upper()}",
+                    *(f"DSCagg {class_name(k + 1).upper()}" for k in range(1, n_fg)),
+                ]
+            )
+            ax_dice.plot(
+                v_epochs, [r.score for r in validated], "-", lw=2.5, color="k",
+                label=f"score: mean of {parts} (selects best.pt)",
+            )  # fmt: skip
             best = max(validated, key=lambda r: r.score)
             ax_dice.set_title(f"best score {best.score:.3f} at epoch {best.epoch}")
-            ax_dice.legend(fontsize=7)
+            ax_dice.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         ax_dice.axvline(best.epoch, color="0.6", ls="--", lw=1)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
@@ -226,7 +240,7 @@ def plot_learning_curves(rows: Sequence[EpochMetrics], path: PathLike) -> None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")
 
 
 def epoch_messages(row: EpochMetrics, best: float, speed: float) -> tuple[str, str]:
@@ -294,3 +308,20 @@ class TrainResult:
     best_epoch: int
     metrics_csv: Path
     history: tuple[EpochMetrics, ...] = ()
+
+    def best_summary(self) -> str:
+        """One line on the selected checkpoint: its score, and for GTVp + GTVn models what makes it up.
+
+        Binary models: ``"best validation Dice 0.812 at epoch 27"``. Several classes:
+        ``"best validation score 0.702 (GTVP Dice 0.803, GTVN DSCagg 0.601) at epoch 27"``.
+        """
+        best = next((r for r in self.history if r.epoch == self.best_epoch), None)
+        if best is None or not best.val_class_dice:
+            return f"best validation Dice {self.best_dice:.3f} at epoch {self.best_epoch}"
+        parts = [f"{class_name(1).upper()} Dice {best.val_class_dice[0]:.3f}"]
+        parts += [
+            f"{class_name(k + 1).upper()} DSCagg {v:.3f}"
+            for k, v in enumerate(best.val_class_dsc_agg)
+            if k > 0
+        ]
+        return f"best validation score {self.best_dice:.3f} ({', '.join(parts)}) at epoch {self.best_epoch}"

@@ -8,13 +8,14 @@ always evaluated in float32, outside autocast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import torch
 from torch import Tensor, nn
 
+from hecktorseg.models.sliding_window import sliding_window_predict
 from hecktorseg.runtime import autocast
 
 __all__ = [
@@ -182,12 +183,26 @@ def eval_step_stats(
     amp_dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",
     memory_format: torch.memory_format = torch.contiguous_format,
+    window: Sequence[int] | None = None,
 ) -> EvalBatch:
-    """Like :func:`eval_step`, also returning per-class voxel counts for several output channels."""
+    """Like :func:`eval_step`, also returning per-class voxel counts for several output channels.
+
+    With ``window`` (z, y, x) — a model trained on patches of that size — each volume is
+    predicted window by window (:func:`~hecktorseg.inference.sliding_window_predict`, half
+    overlap, logits blended), as inference does.
+    """
     dev = torch.device(device)
     image, label = _to_device(batch, dev, memory_format)
     with autocast(dev, amp_dtype):
-        logits = model(image)
+        if window is None:
+            logits = model(image)
+        else:
+            logits = torch.cat(
+                [
+                    sliding_window_predict(lambda patch: model(patch).float(), image[i : i + 1], window)
+                    for i in range(image.shape[0])
+                ]
+            )
     logits = logits.float()
     loss = loss_fn(logits, label)
     dice = batch_dice(logits, label, threshold=threshold)

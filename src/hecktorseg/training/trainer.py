@@ -29,14 +29,18 @@ from hecktorseg.config import save_yaml, to_dict
 from hecktorseg.data.dataset import sample_seed
 from hecktorseg.errors import CheckpointError, DataError
 from hecktorseg.io import ensure_output_dir
-from hecktorseg.losses import build_loss
 from hecktorseg.models import read_checkpoint_file, save_checkpoint, unwrap_model
 from hecktorseg.runtime import set_threads
-from hecktorseg.training.classes import aggregated_dice, dataset_n_classes, selection_score
+from hecktorseg.training.classes import (
+    aggregated_dice,
+    dataset_n_classes,
+    resolve_loss_defaults,
+    selection_score,
+)
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.device import train_device, train_precision
 from hecktorseg.training.distributed import DistContext, all_reduce_sum, barrier
-from hecktorseg.training.factory import build_train_model
+from hecktorseg.training.factory import build_train_loss, build_train_model, patch_window
 from hecktorseg.training.history import (
     EpochMetrics,
     TrainResult,
@@ -75,7 +79,7 @@ class Trainer:
         The network (default: :func:`build_train_model` seeded with ``config.seed``).
         Checkpoints need a registered model (:func:`hecktorseg.models.register_model`).
     loss_fn
-        ``loss_fn(logits, label) -> scalar`` (default: ``build_loss(config.loss)``).
+        ``loss_fn(logits, label) -> scalar`` (default: :func:`build_train_loss` of ``config``).
     metadata
         Extra checkpoint metadata (``train`` = ``to_dict(config)`` is always added).
     ctx
@@ -106,7 +110,9 @@ class Trainer:
             n_classes = dataset_n_classes(data_dir) if isinstance(data_dir, Path) else 1
         self.n_classes: int = int(n_classes)
         """Output channels of the model (``config.n_classes`` resolved)."""
+        config = resolve_loss_defaults(config, self.n_classes)
         self.config = config
+        """The recipe as it runs (``loss: auto`` and ``dice_skip_absent: null`` resolved)."""
         self.fold_dir = Path(fold_dir)
         self.ctx = ctx if ctx is not None else DistContext()
         self.device = train_device(config, self.ctx)
@@ -123,7 +129,7 @@ class Trainer:
         if self.ctx.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
-        self.loss_fn = loss_fn if loss_fn is not None else build_loss(config.loss)
+        self.loss_fn = loss_fn if loss_fn is not None else build_train_loss(config, self.n_classes)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
@@ -288,7 +294,8 @@ class Trainer:
         dice_sum = 0.0
         n_cases = 0
         n_fg = max(self.n_classes - 1, 0)
-        class_dice = [0.0] * n_fg
+        class_dice = [0.0] * n_fg  # per class: sum of per-case Dice over the cases holding it
+        class_cases = [0.0] * n_fg  # per class: cases whose label map holds it
         counts = [0.0] * (3 * n_fg)  # per class: intersection, predicted, true
         for b, batch in enumerate(self.val_loader):
             if self.config.max_val_batches is not None and b >= self.config.max_val_batches:
@@ -301,6 +308,7 @@ class Trainer:
                 amp_dtype=self.amp_dtype,
                 device=self.device,
                 memory_format=self.memory_format,
+                window=patch_window(self.config),
             )
             loss_sum += out.loss * len(out.dice)
             dice_sum += sum(out.dice)
@@ -308,24 +316,28 @@ class Trainer:
             if out.overlaps is not None and n_fg:
                 ov = out.overlaps  # (N, C-1, 3)
                 inter, pred, true = ov[..., 0], ov[..., 1], ov[..., 2]
-                total = pred + true
-                dice = torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
+                # a case without the class in its truth has no Dice for it ("no node predicted,
+                # no node there" is no skill); its false positives count in the aggregated Dice.
+                holds = true > 0
+                dice = torch.where(holds, 2 * inter / (pred + true).clamp_min(1), torch.zeros_like(true))
                 for k in range(n_fg):
                     class_dice[k] += float(dice[:, k].sum())
+                    class_cases[k] += float(holds[:, k].sum())
                     counts[3 * k : 3 * k + 3] = [
                         counts[3 * k] + float(inter[:, k].sum()),
                         counts[3 * k + 1] + float(pred[:, k].sum()),
                         counts[3 * k + 2] + float(true[:, k].sum()),
                     ]
         totals = all_reduce_sum(
-            [loss_sum, dice_sum, float(n_cases), *class_dice, *counts], self.ctx, self.device
+            [loss_sum, dice_sum, float(n_cases), *class_dice, *class_cases, *counts], self.ctx, self.device
         )
         loss_total, dice_total, cases = totals[0], totals[1], totals[2]
         if cases == 0:
             return EpochMetrics(0, math.nan, math.nan)
         mean_dice = dice_total / cases
-        per_class = tuple(v / cases for v in totals[3 : 3 + n_fg])
-        c = totals[3 + n_fg :]
+        sums, holding = totals[3 : 3 + n_fg], totals[3 + n_fg : 3 + 2 * n_fg]
+        per_class = tuple(v / n if n else math.nan for v, n in zip(sums, holding, strict=True))
+        c = totals[3 + 2 * n_fg :]
         agg = tuple(aggregated_dice(c[3 * k], c[3 * k + 1], c[3 * k + 2]) for k in range(n_fg))
         return EpochMetrics(
             0,

@@ -1,4 +1,8 @@
-"""Sliding-window inference with Gaussian weighting, for inputs larger than the network's grid."""
+"""Sliding-window prediction with Gaussian weighting, for inputs larger than the network's grid.
+
+Used by inference and by the validation of patch-trained models; exported from
+:mod:`hecktorseg.inference`.
+"""
 
 from __future__ import annotations
 
