@@ -100,3 +100,33 @@ def test_dice_ce_is_the_weighted_sum_and_builds_by_name() -> None:
     weighted = DiceCELoss(dice_weight=0.5, ce_weight=2.0)(logits, target)
     plain_dice = DiceLoss()(logits, target)
     assert float(weighted) == pytest.approx(float(0.5 * plain_dice + 2.0 * ce), rel=1e-9)
+
+
+def test_class_weighted_cross_entropy_by_explicit_loop() -> None:
+    probs, labels = _case()
+    p = probs.numpy()
+    weights = (1.0, 2.0, 10.0)
+    total = 0.0
+    n, _, z, y, x = p.shape
+    for i in range(n):
+        for a in range(z):
+            for b in range(y):
+                for c in range(x):
+                    k = labels[i, 0, a, b, c]
+                    total += -weights[k] * np.log(p[i, k, a, b, c])
+    expected = total / (n * z * y * x)  # a mean over voxels, not over the weights
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(labels[:, 0]), 3).movedim(-1, 1).double()
+    assert float(cross_entropy_loss(probs, one_hot, class_weights=weights)) == pytest.approx(
+        expected, rel=1e-9
+    )
+    loss = DiceCELoss(from_logits=False, class_weights=weights)
+    dice = DiceLoss(from_logits=False)(probs, torch.from_numpy(labels))
+    assert float(loss(probs, torch.from_numpy(labels))) == pytest.approx(float(dice) + expected, rel=1e-9)
+
+
+def test_class_weights_must_match_the_outputs() -> None:
+    from hecktorseg.errors import ConfigError
+
+    probs, labels = _case()
+    with pytest.raises(ConfigError, match="2 class weights for 3 output channels"):
+        DiceCELoss(from_logits=False, class_weights=(1.0, 2.0))(probs, torch.from_numpy(labels))

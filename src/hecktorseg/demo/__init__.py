@@ -11,16 +11,36 @@ Dice is a phantom figure, not comparable with the paper's.
 
 ``edition="2025"`` (or ``"2026"``, ``hecktorseg demo --edition 2025``) runs today's task
 instead: phantoms in the 2025/2026 layout with a primary tumour (GTVp, label 1) and 0–4
-lymph nodes (GTVn, label 2), a grid 1.5 times taller (32×32×48 voxels of 4.5 mm: the box
-reaches down to the neck nodes), a model with 3 outputs (background / GTVp / GTVn, chosen
-from the data), masks with labels 0/1/2 on the CT grids, and the 2025 scores (GTVp mean
-Dice, GTVn aggregated Dice, GTVn aggregated F1 of lesion detection); the pictures draw
-GTVp and GTVn in their own colours.
+lymph nodes (GTVn, label 2), a finer grid that is 1.5 times taller (48×48×80 voxels of 3 mm:
+the box reaches down to the neck nodes, and a node is a few voxels across), a model with 3
+outputs (background / GTVp / GTVn, chosen from the data) trained with the GTVp + GTVn loss
+defaults (:data:`hecktorseg.training.classes.LOSS_DEFAULTS`), in bf16 where the CPU computes
+it natively, masks with labels 0/1/2 on the CT grids after the GTVn post-processing, and the
+2025 scores (GTVp mean Dice, GTVn aggregated Dice, GTVn aggregated F1 of lesion detection);
+the pictures draw GTVp and GTVn in their own colours. :data:`DEMO_RECIPES` holds each task's
+grid and learning rate.
 """
 
 from __future__ import annotations
 
 from hecktorseg.demo.report import departures_from_paper
-from hecktorseg.demo.run import DEMO_EDITIONS, DemoConfig, DemoResult, StageCallback, run_demo
+from hecktorseg.demo.run import (
+    DEMO_EDITIONS,
+    DEMO_RECIPES,
+    DemoConfig,
+    DemoRecipe,
+    DemoResult,
+    StageCallback,
+    run_demo,
+)
 
-__all__ = ["DEMO_EDITIONS", "DemoConfig", "DemoResult", "StageCallback", "departures_from_paper", "run_demo"]
+__all__ = [
+    "DEMO_EDITIONS",
+    "DEMO_RECIPES",
+    "DemoConfig",
+    "DemoRecipe",
+    "DemoResult",
+    "StageCallback",
+    "departures_from_paper",
+    "run_demo",
+]

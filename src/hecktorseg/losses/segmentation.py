@@ -31,6 +31,7 @@ for ``C == 1`` the losses equal the original implementation's exactly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -157,11 +158,14 @@ def dice_loss(
     return (per_class * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def cross_entropy_loss(probs: Tensor, target: Tensor, *, eps: float = 1e-6) -> Tensor:
+def cross_entropy_loss(
+    probs: Tensor, target: Tensor, *, eps: float = 1e-6, class_weights: Sequence[float] | None = None
+) -> Tensor:
     """Cross-entropy on probabilities, mean over the voxels of all samples.
 
-    Several channels (softmax): ``−Σ_c t_c·log p_c`` per voxel. One channel (sigmoid):
-    the binary ``−[t·log p + (1−t)·log(1−p)]``. ``p`` is clamped to ``[eps, 1 − eps]``.
+    Several channels (softmax): ``−Σ_c w_c·t_c·log p_c`` per voxel (``w_c = 1`` unless
+    ``class_weights`` is given). One channel (sigmoid): the binary
+    ``−[t·log p + (1−t)·log(1−p)]``. ``p`` is clamped to ``[eps, 1 − eps]``.
 
     Parameters
     ----------
@@ -171,11 +175,23 @@ def cross_entropy_loss(probs: Tensor, target: Tensor, *, eps: float = 1e-6) -> T
         Same shape as ``probs`` (one-hot for ``C >= 2``).
     eps
         Clamp margin.
+    class_weights
+        ``C`` weights (background first), several channels only: a voxel of class ``c``
+        counts ``w_c`` times. The mean stays over voxels (not normalised by the weights).
     """
     p = probs.clamp(eps, 1.0 - eps)
     if probs.shape[1] == 1:
         return -(target * torch.log(p) + (1.0 - target) * torch.log(1.0 - p)).mean()
-    return -(target * torch.log(p)).sum(dim=1).mean()
+    terms = target * torch.log(p)
+    if class_weights is not None:
+        if len(class_weights) != probs.shape[1]:
+            raise ConfigError(
+                f"{len(class_weights)} class weights for {probs.shape[1]} output channels",
+                hint="give one weight per output, background first",
+            )
+        shape = (1, probs.shape[1]) + (1,) * (probs.ndim - 2)
+        terms = terms * torch.tensor(class_weights, dtype=terms.dtype, device=terms.device).reshape(shape)
+    return -terms.sum(dim=1).mean()
 
 
 def focal_loss(probs: Tensor, target: Tensor, *, gamma: float = 2.0, eps: float = 1e-3) -> Tensor:
@@ -325,6 +341,8 @@ class DiceCELoss(DiceLoss):
         Smoothing term of the Dice term.
     batch_dice, skip_absent
         Passed to the Dice term (:func:`dice_loss`).
+    class_weights
+        Per-class weights of the cross-entropy (:func:`cross_entropy_loss`).
     """
 
     def __init__(
@@ -335,15 +353,18 @@ class DiceCELoss(DiceLoss):
         smooth: float = 1.0,
         batch_dice: bool = False,
         skip_absent: bool = False,
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__(from_logits, smooth, batch_dice, skip_absent)
         self.dice_weight = float(dice_weight)
         self.ce_weight = float(ce_weight)
+        self.class_weights = tuple(float(w) for w in class_weights) if class_weights is not None else None
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         """Loss of ``input`` ``(N, C, ...)`` against the label map ``target`` ``(N, 1, ...)``."""
         probs, tgt = self._inputs(input, target)
-        return self.dice_weight * self._dice(probs, tgt) + self.ce_weight * cross_entropy_loss(probs, tgt)
+        ce = cross_entropy_loss(probs, tgt, class_weights=self.class_weights)
+        return self.dice_weight * self._dice(probs, tgt) + self.ce_weight * ce
 
 
 _LOSSES: dict[str, type[_SegmentationLoss]] = {

@@ -57,6 +57,7 @@ PAPER_TRAIN: dict[str, Any] = {
     "loss": "dice_focal",
     "batch_dice": False,
     "dice_skip_absent": False,
+    "ce_class_weights": None,
     "grad_clip": None,
     "split": "paper",
     "amp": False,
@@ -144,6 +145,13 @@ class TrainConfig:
     batch_dice: bool = attrs.field(
         default=False,
         metadata={"help": "Dice term over the whole batch (one per class) instead of per sample."},
+    )
+    ce_class_weights: tuple[float, ...] | None = attrs.field(
+        default=None,
+        metadata={
+            "help": "Loss dice_ce: weight of each class in the cross-entropy (background first); null = "
+            "all 1, except the GTVp + GTVn default (see the training docs)."
+        },
     )
     dice_skip_absent: bool | None = attrs.field(
         default=None,

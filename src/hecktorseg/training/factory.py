@@ -124,4 +124,6 @@ def build_train_loss(config: TrainConfig, n_classes: int = 1) -> nn.Module:
     kwargs: dict[str, Any] = {}
     if config.loss != "focal":
         kwargs = {"batch_dice": config.batch_dice, "skip_absent": bool(config.dice_skip_absent)}
+    if config.loss == "dice_ce" and config.ce_class_weights is not None and n_classes > 1:
+        kwargs["class_weights"] = config.ce_class_weights
     return build_loss(config.loss, **kwargs)
