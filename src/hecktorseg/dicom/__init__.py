@@ -19,7 +19,7 @@ from hecktorseg.dicom._deps import require
 require("pydicom")
 
 from hecktorseg.dicom.export import EXPORT_FORMATS, export_labels, export_patient, find_label_maps  # noqa: E402
-from hecktorseg.dicom.importer import import_dicom, output_name  # noqa: E402
+from hecktorseg.dicom.importer import import_dicom, output_name, read_selection_table  # noqa: E402
 from hecktorseg.dicom.index import DicomIndex, FileEntry, SeriesEntry, index_dicom, is_dicom_file  # noqa: E402
 from hecktorseg.dicom.patient import ImportOptions, PatientImport, import_patient  # noqa: E402
 from hecktorseg.dicom.rtstruct_read import RoiMapping, fill_polygon, rtstruct_to_labels  # noqa: E402
@@ -78,6 +78,7 @@ __all__ = [
     "load_series",
     "mask_contours",
     "output_name",
+    "read_selection_table",
     "roi_rules",
     "rtstruct_to_labels",
     "select_series",

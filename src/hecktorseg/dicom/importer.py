@@ -33,7 +33,7 @@ from hecktorseg.io.files import output_lock
 from hecktorseg.reports import BatchReport
 from hecktorseg.typing import PathLike, ProgressCallback
 
-__all__ = ["RECORDS_DIR", "SUMMARY_NAME", "import_dicom", "output_name"]
+__all__ = ["RECORDS_DIR", "SUMMARY_NAME", "import_dicom", "output_name", "read_selection_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,33 @@ def output_name(patient_id: str) -> str:
     """The folder/file stem for a PatientID (characters other than letters, digits, ``-_.`` → ``_``)."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", patient_id.strip())
     return "_" + name if name in ("", ".", "..") else name
+
+
+def read_selection_table(path: PathLike) -> dict[str, dict[str, str]]:
+    """Read a selection table: CSV with ``PatientID`` and ``ct_series`` and/or ``pet_series`` (UIDs).
+
+    Raises
+    ------
+    DataError
+        The file cannot be read or lacks the columns.
+    """
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read the selection table ({exc})", path=path) from None
+    columns = set(rows[0]) if rows else set()
+    if "PatientID" not in columns or not columns & {"ct_series", "pet_series"}:
+        raise DataError(
+            "a selection table needs the columns PatientID and ct_series and/or pet_series",
+            path=path,
+            hint="one row per patient whose series the rules cannot choose",
+        )
+    return {
+        row["PatientID"].strip(): {k: (row.get(k) or "").strip() for k in ("ct_series", "pet_series") if (row.get(k) or "").strip()}
+        for row in rows
+        if (row.get("PatientID") or "").strip()
+    }
 
 
 def _fingerprint(series: Sequence[SeriesEntry], options: ImportOptions) -> str:
