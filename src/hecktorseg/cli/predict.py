@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     @handle_errors
     def predict(
-        input_dir: Path = typer.Argument(..., help="Raw dataset (any layout hecktorseg reads)."),
+        input_dir: Path = typer.Argument(
+            ..., help="Raw dataset (any layout hecktorseg reads) or a folder of DICOM files (imported first)."
+        ),
         output_dir: Path = typer.Argument(..., help="Where OUTPUT_DIR/<PID>.nii.gz masks go."),
         model: list[Path] = typer.Option(
             ...,
@@ -74,6 +76,12 @@ def register(app: typer.Typer) -> None:
         num_parts: int = typer.Option(1, "--num-parts", help="Split the cases into this many shares."),
         part_id: int = typer.Option(0, "--part-id", help="Which share to predict (0-based)."),
         force: bool = typer.Option(False, "--force", help="Overwrite existing predictions."),
+        output_format: str = typer.Option(
+            "nifti",
+            "--output-format",
+            help="nifti: OUTPUT_DIR/<PID>.nii.gz; rtstruct / seg: also <PID>_RTSTRUCT.dcm / <PID>_SEG.dcm on "
+            "each patient's CT series (INPUT_DIR must then be a DICOM folder; needs the dicom extra).",
+        ),
         preprocessing: str = typer.Option(
             "auto",
             "--preprocessing",
@@ -122,6 +130,8 @@ def register(app: typer.Typer) -> None:
             "its field of view)",
         }.get(predictor.preprocessing_name, "custom (from the checkpoint)")
         err_console.print(f"preprocessing: {described}", highlight=False, soft_wrap=True)
+        if _predict_dicom_folder(input_dir, output_dir, predictor, output_format, force, workers):
+            return
         with progress_bar("predicting") as update:
             report = predict_dataset(
                 input_dir,
@@ -149,6 +159,40 @@ def register(app: typer.Typer) -> None:
             )
         if report.failed:
             raise typer.Exit(code=1)
+
+
+def _predict_dicom_folder(
+    input_dir: Path, output_dir: Path, predictor: object, output_format: str, force: bool, workers: int
+) -> bool:
+    """Predict a DICOM folder (imported on the fly) and write ``output_format``; ``False`` if not DICOM."""
+    from rich.markup import escape
+
+    from hecktorseg.errors import ConfigError
+    from hecktorseg.inference import Predictor, looks_like_dicom, predict_dicom
+
+    is_dicom = looks_like_dicom(input_dir)
+    if output_format == "nifti" and not is_dicom:
+        return False
+    if not is_dicom:
+        raise ConfigError(
+            f"--output-format {output_format} needs a folder of DICOM files as INPUT_DIR",
+            path=input_dir,
+            hint="give the DICOM export, or use --output-format nifti",
+        )
+    assert isinstance(predictor, Predictor)
+    with progress_bar("predicting (DICOM)") as update:
+        report = predict_dicom(
+            input_dir, output_dir, predictor, output_format=output_format, force=force, progress=update, workers=workers
+        )
+    console.print(
+        f"{len(report.done)} patient(s) done ({output_format}), {len(report.failed)} failed → {report.output_dir}",
+        highlight=False,
+    )
+    for pid, reason in report.failed.items():
+        err_console.print(f"[red]failed[/] {escape(f'{pid}: {reason_line(reason)}')}", highlight=False, soft_wrap=True)
+    if report.failed:
+        raise typer.Exit(code=1)
+    return True
 
 
 def _expand_models(paths: list[Path]) -> list[Path]:

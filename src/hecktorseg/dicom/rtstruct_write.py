@@ -51,17 +51,14 @@ _PATIENT_STUDY = (
 
 
 def roi_masks(labels: npt.NDArray[np.integer], *, split_nodes: bool = False) -> list[tuple[str, int, npt.NDArray[np.bool_]]]:
-    """(ROI name, label, mask) for each label present: GTVp, GTVn (or GTVn_1, GTVn_2, … per node)."""
-    out: list[tuple[str, int, npt.NDArray[np.bool_]]] = []
-    if np.any(labels == 1):
-        out.append(("GTVp", 1, labels == 1))
+    """(ROI name, label, mask): GTVp and GTVn, even when empty (or GTVn_1, GTVn_2, … one per node)."""
+    out: list[tuple[str, int, npt.NDArray[np.bool_]]] = [("GTVp", 1, labels == 1)]
     nodes = labels == 2
-    if np.any(nodes):
-        if split_nodes:
-            parts, n = ndimage.label(nodes, structure=np.ones((3, 3, 3), dtype=bool))
-            out += [(f"GTVn_{i}", 2, parts == i) for i in range(1, n + 1)]
-        else:
-            out.append(("GTVn", 2, nodes))
+    parts, n = ndimage.label(nodes, structure=np.ones((3, 3, 3), dtype=bool)) if split_nodes else (None, 0)
+    if n > 0:
+        out += [(f"GTVn_{i}", 2, parts == i) for i in range(1, n + 1)]
+    else:
+        out.append(("GTVn", 2, nodes))
     return out
 
 

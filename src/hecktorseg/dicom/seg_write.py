@@ -12,7 +12,6 @@ from pydicom.sr.codedict import codes
 
 from hecktorseg._version import __version__
 from hecktorseg.dicom._deps import require
-from hecktorseg.errors import DataError
 
 __all__ = ["SEGMENTS", "labels_to_seg"]
 
@@ -26,7 +25,7 @@ SEGMENTS: dict[int, tuple[str, str]] = {
 def labels_to_seg(
     labels: npt.NDArray[np.integer], ct_datasets: Sequence[pydicom.Dataset]
 ) -> pydicom.Dataset:
-    """A binary DICOM-SEG with one segment per label present (1 GTVp, 2 GTVn).
+    """A binary DICOM-SEG with the segments GTVp (number 1) and GTVn (number 2), empty or not.
 
     Parameters
     ----------
@@ -34,23 +33,13 @@ def labels_to_seg(
         ``(z, y, x)`` label map, one slice per instance of ``ct_datasets`` in that order.
     ct_datasets
         The CT slices (headers), in the order of the label map's slices.
-
-    Raises
-    ------
-    DataError
-        The label map is empty (a SEG needs at least one segment).
     """
     hd: Any = require("highdicom")
-    present = [v for v in SEGMENTS if np.any(labels == v)]
-    if not present:
-        raise DataError("the label map is empty: no DICOM-SEG written (a SEG needs a segment)")
     algorithm = hd.AlgorithmIdentificationSequence(
         name="hecktorseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
     )
     descriptions = []
-    pixels = np.zeros(labels.shape, dtype=np.uint8)
-    for number, value in enumerate(present, start=1):
-        name = SEGMENTS[value][0]
+    for number, (name, _) in SEGMENTS.items():
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
@@ -61,10 +50,9 @@ def labels_to_seg(
                 algorithm_identification=algorithm,
             )
         )
-        pixels[labels == value] = number
     return hd.seg.Segmentation(  # type: ignore[no-any-return]
         source_images=list(ct_datasets),
-        pixel_array=pixels,
+        pixel_array=np.where(np.isin(labels, list(SEGMENTS)), labels, 0).astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),
