@@ -9,8 +9,9 @@ import pytest
 pytest.importorskip("pydicom")
 pytest.importorskip("highdicom")
 
-from hecktorseg.data import Phantom, SyntheticConfig, make_phantom  # noqa: E402
-from hecktorseg.dicom import StudyStyle, write_dicom_study  # noqa: E402
+from hecktorseg.data import Phantom, SyntheticConfig, make_phantom
+from hecktorseg.dicom import StudyStyle, write_dicom_study
+
 
 @pytest.fixture(scope="session")
 def phantoms() -> dict[str, Phantom]:
@@ -27,7 +28,9 @@ def flat_export(tmp_path_factory: pytest.TempPathFactory, phantoms: dict[str, Ph
     """Both phantoms in ONE flat folder of suffix-less files: START and ADMIN, distractors, clinic ROI names."""
     root = tmp_path_factory.mktemp("flat_export")
     a, b = phantoms["HN-A"], phantoms["HN-B"]
-    write_dicom_study(root, "HN-A", a.ct, a.pet, a.label, style=StudyStyle(roi_names={1: "GTV-P", 2: "GTVn_L2"}))
+    write_dicom_study(
+        root, "HN-A", a.ct, a.pet, a.label, style=StudyStyle(roi_names={1: "GTV-P", 2: "GTVn_L2"})
+    )
     style_b = StudyStyle(decay_correction="ADMIN", start_datetime=False, manufacturer="Philips", philips_factor=True,
                          roi_names={1: "GTV_primary", 2: "GTV_N1"})  # fmt: skip
     write_dicom_study(root, "HN-B", b.ct, b.pet, b.label, style=style_b, seed=1)

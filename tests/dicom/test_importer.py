@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 from dicom_helpers import dice
+from pydicom.uid import generate_uid
 
 from hecktorseg.data import Phantom
 from hecktorseg.dicom import import_dicom, index_dicom
@@ -47,7 +47,9 @@ def test_pet_is_suv_by_hand_from_the_raw_file(imported: Path, flat_export: Path)
     """One PET voxel: stored value × that slice's slope × weight / (dose × decay), from the file's own tags."""
     index = index_dicom(flat_export)
     (pet,) = [s for s in index.series["HN-A"] if s.modality == "PT" and "ATTN" in s.first.corrected]
-    slices = sorted((pydicom.dcmread(f.path) for f in pet.files), key=lambda d: float(d.ImagePositionPatient[2]))
+    slices = sorted(
+        (pydicom.dcmread(f.path) for f in pet.files), key=lambda d: float(d.ImagePositionPatient[2])
+    )
     k = len(slices) // 2
     ds = slices[k]
     raw = ds.pixel_array.astype(np.float64)
@@ -60,12 +62,16 @@ def test_pet_is_suv_by_hand_from_the_raw_file(imported: Path, flat_export: Path)
     assert suv[k, y, x] == pytest.approx(expected, rel=1e-5)
     # ADMIN (HN-B): no decay factor
     (pet_b,) = [s for s in index.series["HN-B"] if s.modality == "PT" and "ATTN" in s.first.corrected]
-    slices_b = sorted((pydicom.dcmread(f.path) for f in pet_b.files), key=lambda d: float(d.ImagePositionPatient[2]))
+    slices_b = sorted(
+        (pydicom.dcmread(f.path) for f in pet_b.files), key=lambda d: float(d.ImagePositionPatient[2])
+    )
     ds_b = slices_b[k]
     raw_b = ds_b.pixel_array.astype(np.float64)
     yb, xb = np.unravel_index(np.argmax(raw_b), raw_b.shape)
     suv_b = np.asarray(image_to_array(read_image(imported / "HN-B" / "HN-B__PT.nii.gz")))
-    assert suv_b[k, yb, xb] == pytest.approx(raw_b[yb, xb] * float(ds_b.RescaleSlope) * 72500.0 / 3.1e8, rel=1e-5)
+    assert suv_b[k, yb, xb] == pytest.approx(
+        raw_b[yb, xb] * float(ds_b.RescaleSlope) * 72500.0 / 3.1e8, rel=1e-5
+    )
     slopes = {float(d.RescaleSlope) for d in slices}
     assert len(slopes) > 3  # per-slice slopes
 
@@ -114,7 +120,9 @@ def test_two_ac_pets_need_a_choice(tmp_path: Path, phantoms: dict[str, Phantom])
     from hecktorseg.dicom import ImportOptions, StudyStyle, write_dicom_study
 
     phantom = phantoms["HN-B"]
-    write_dicom_study(tmp_path / "src", "X", phantom.ct, phantom.pet, None, style=StudyStyle(distractors=False))
+    write_dicom_study(
+        tmp_path / "src", "X", phantom.ct, phantom.pet, None, style=StudyStyle(distractors=False)
+    )
     index = index_dicom(tmp_path / "src")
     (pet,) = [s for s in index.series["X"] if s.modality == "PT"]
     second = generate_uid()

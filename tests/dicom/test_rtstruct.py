@@ -11,6 +11,7 @@ from dicom_helpers import dciodvfy_errors, dice
 
 from hecktorseg.data import Phantom
 from hecktorseg.dicom import (
+    StudyStyle,
     fill_polygon,
     index_dicom,
     labels_to_rtstruct,
@@ -18,7 +19,6 @@ from hecktorseg.dicom import (
     rtstruct_to_labels,
     select_series,
     write_dicom_study,
-    StudyStyle,
 )
 from hecktorseg.io import Geometry, image_to_array
 
@@ -78,7 +78,9 @@ def test_hole_and_split_nodes(tmp_path: Path, phantoms: dict[str, Phantom]) -> N
         for contour in roi.ContourSequence:
             z = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3) @ geometry.direction_matrix[:, 2]
             k = by_uid[str(contour.ContourImageSequence[0].ReferencedSOPInstanceUID)]
-            slice_z = np.asarray(ct.datasets[k].ImagePositionPatient, dtype=float) @ geometry.direction_matrix[:, 2]
+            slice_z = (
+                np.asarray(ct.datasets[k].ImagePositionPatient, dtype=float) @ geometry.direction_matrix[:, 2]
+            )
             assert np.allclose(z, slice_z, atol=1e-3)
 
 

@@ -12,12 +12,16 @@ def label_of(name: str, rules: tuple = DEFAULT_ROI_RULES) -> int | None:  # type
     return next((r.label for r in rules if r.matches(name)), None)
 
 
-@pytest.mark.parametrize("name", ["GTVp", "GTV-P", "GTV_primary", "GTVt", "gtv_t", "GTV P", "GTVp1", "GTV_Primary_Tumor"])
+@pytest.mark.parametrize(
+    "name", ["GTVp", "GTV-P", "GTV_primary", "GTVt", "gtv_t", "GTV P", "GTVp1", "GTV_Primary_Tumor"]
+)
 def test_gtvp_spellings(name: str) -> None:
     assert label_of(name) == 1
 
 
-@pytest.mark.parametrize("name", ["GTVn", "GTV_N1", "GTVn_L2", "GTV-LN", "GTV node", "GTVn_R_3", "GTV_LN_2", "gtvn"])
+@pytest.mark.parametrize(
+    "name", ["GTVn", "GTV_N1", "GTVn_L2", "GTV-LN", "GTV node", "GTVn_R_3", "GTV_LN_2", "gtvn"]
+)
 def test_gtvn_spellings(name: str) -> None:
     assert label_of(name) == 2
 

@@ -9,7 +9,14 @@ import numpy as np
 from dicom_helpers import dciodvfy_errors
 
 from hecktorseg.data import Phantom
-from hecktorseg.dicom import StudyStyle, index_dicom, labels_to_seg, load_series, select_series, write_dicom_study
+from hecktorseg.dicom import (
+    StudyStyle,
+    index_dicom,
+    labels_to_seg,
+    load_series,
+    select_series,
+    write_dicom_study,
+)
 from hecktorseg.io import image_to_array
 
 

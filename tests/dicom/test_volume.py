@@ -11,7 +11,14 @@ import pytest
 from pydicom.uid import generate_uid
 
 from hecktorseg.data import Phantom
-from hecktorseg.dicom import StudyStyle, import_dicom, index_dicom, load_series, select_series, write_dicom_study
+from hecktorseg.dicom import (
+    StudyStyle,
+    import_dicom,
+    index_dicom,
+    load_series,
+    select_series,
+    write_dicom_study,
+)
 from hecktorseg.errors import DataError, GeometryError
 from hecktorseg.io import image_to_array
 
@@ -19,7 +26,9 @@ from hecktorseg.io import image_to_array
 def _ct_files(root: Path, pid: str = "P") -> list[Path]:
     series = [s for s in index_dicom(root).series[pid] if s.modality == "CT"]
     files = [f.path for f in series[0].files]
-    return sorted(files, key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]))
+    return sorted(
+        files, key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2])
+    )
 
 
 @pytest.fixture
@@ -43,7 +52,9 @@ def _ct(root: Path):  # type: ignore[no-untyped-def]
 def test_shuffled_instance_numbers_are_ordered_by_position(study: Path, phantoms: dict[str, Phantom]) -> None:
     numbers = [int(pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber) for p in _ct_files(study)]
     assert numbers != sorted(numbers)
-    np.testing.assert_allclose(image_to_array(_ct(study).image), np.round(image_to_array(phantoms["HN-B"].ct)))
+    np.testing.assert_allclose(
+        image_to_array(_ct(study).image), np.round(image_to_array(phantoms["HN-B"].ct))
+    )
 
 
 def test_missing_slice_is_an_error(study: Path) -> None:

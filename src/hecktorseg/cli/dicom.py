@@ -27,11 +27,15 @@ def _summary(report: object, what: str) -> None:
         soft_wrap=True,
     )
     for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {reason_line(warning)}", highlight=False, soft_wrap=True, markup=False)
+        err_console.print(
+            f"[yellow]warning:[/] {reason_line(warning)}", highlight=False, soft_wrap=True, markup=False
+        )
     if report.failed:
         err_console.print("[bold red]failed patients:[/]")
         for pid, reason in report.failed.items():
-            err_console.print(f"  {pid}: {reason_line(reason)}", highlight=False, soft_wrap=True, markup=False)
+            err_console.print(
+                f"  {pid}: {reason_line(reason)}", highlight=False, soft_wrap=True, markup=False
+            )
         raise typer.Exit(code=1)
 
 
@@ -42,7 +46,9 @@ def register(app: typer.Typer) -> None:
     @group.command("import")
     @handle_errors
     def import_(
-        source: Path = typer.Argument(..., help="Folder of DICOM files (any depth, any names, patients mixed)."),
+        source: Path = typer.Argument(
+            ..., help="Folder of DICOM files (any depth, any names, patients mixed)."
+        ),
         output_dir: Path = typer.Argument(..., help="HECKTOR 2025 dataset folder to write."),
         ct_series: Optional[str] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
             None, "--ct-series", metavar="UID", help="CT SeriesInstanceUID for the patient that has it."
@@ -51,19 +57,31 @@ def register(app: typer.Typer) -> None:
             None, "--pet-series", metavar="UID", help="PET SeriesInstanceUID for the patient that has it."
         ),
         selection: Optional[Path] = typer.Option(  # noqa: UP045
-            None, "--selection", help="CSV with PatientID,ct_series,pet_series for patients the rules cannot decide."
+            None,
+            "--selection",
+            help="CSV with PatientID,ct_series,pet_series for patients the rules cannot decide.",
         ),
         patient_weight: Optional[float] = typer.Option(  # noqa: UP045
-            None, "--patient-weight", min=0.1, metavar="KG", help="Weight in kg (when PatientWeight is missing)."
+            None,
+            "--patient-weight",
+            min=0.1,
+            metavar="KG",
+            help="Weight in kg (when PatientWeight is missing).",
         ),
         suv_factor: Optional[float] = typer.Option(  # noqa: UP045
             None, "--suv-factor", min=0.0, help="Factor from PET pixel values to SUV, used as is."
         ),
         gtvp_roi: Optional[str] = typer.Option(  # noqa: UP045
-            None, "--gtvp-roi", metavar="REGEX", help="ROI names that are GTVp (default: GTVp, GTV-P, GTV_primary, GTVt, …)."
+            None,
+            "--gtvp-roi",
+            metavar="REGEX",
+            help="ROI names that are GTVp (default: GTVp, GTV-P, GTV_primary, GTVt, …).",
         ),
         gtvn_roi: Optional[str] = typer.Option(  # noqa: UP045
-            None, "--gtvn-roi", metavar="REGEX", help="ROI names that are GTVn (default: GTVn, GTV_N1, GTVn_L2, GTV-LN, …)."
+            None,
+            "--gtvn-roi",
+            metavar="REGEX",
+            help="ROI names that are GTVn (default: GTVn, GTV_N1, GTVn_L2, GTV-LN, …).",
         ),
         force: bool = typer.Option(False, "--force", help="Redo patients that are already up to date."),
     ) -> None:
@@ -91,7 +109,9 @@ def register(app: typer.Typer) -> None:
     @group.command("export")
     @handle_errors
     def export(
-        labels_dir: Path = typer.Argument(..., help="Folder of <PID>.nii.gz label maps (as predict writes them)."),
+        labels_dir: Path = typer.Argument(
+            ..., help="Folder of <PID>.nii.gz label maps (as predict writes them)."
+        ),
         dicom_dir: Path = typer.Argument(..., help="Folder of the patients' DICOM files (their CT series)."),
         output_dir: Path = typer.Argument(..., help="Where <PID>_RTSTRUCT.dcm / <PID>_SEG.dcm go."),
         fmt: str = typer.Option("rtstruct", "--format", help="rtstruct or seg."),
@@ -105,7 +125,13 @@ def register(app: typer.Typer) -> None:
 
         with progress_bar(f"dicom export ({fmt})") as progress:
             report = export_labels(
-                labels_dir, dicom_dir, output_dir, fmt=fmt, split_nodes=split_nodes, force=force, progress=progress
+                labels_dir,
+                dicom_dir,
+                output_dir,
+                fmt=fmt,
+                split_nodes=split_nodes,
+                force=force,
+                progress=progress,
             )
         _summary(report, "written")
 

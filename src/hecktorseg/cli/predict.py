@@ -182,14 +182,22 @@ def _predict_dicom_folder(
     assert isinstance(predictor, Predictor)
     with progress_bar("predicting (DICOM)") as update:
         report = predict_dicom(
-            input_dir, output_dir, predictor, output_format=output_format, force=force, progress=update, workers=workers
+            input_dir,
+            output_dir,
+            predictor,
+            output_format=output_format,
+            force=force,
+            progress=update,
+            workers=workers,
         )
     console.print(
         f"{len(report.done)} patient(s) done ({output_format}), {len(report.failed)} failed → {report.output_dir}",
         highlight=False,
     )
     for pid, reason in report.failed.items():
-        err_console.print(f"[red]failed[/] {escape(f'{pid}: {reason_line(reason)}')}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]failed[/] {escape(f'{pid}: {reason_line(reason)}')}", highlight=False, soft_wrap=True
+        )
     if report.failed:
         raise typer.Exit(code=1)
     return True

@@ -64,7 +64,9 @@ def write_synthetic_dicom(
         raise ConfigError(f"n_cases must be at least 1, got {n_cases}")
     root = ensure_output_dir(out_dir)
     if any(root.iterdir()) and not force:
-        raise DataError("output folder is not empty", path=root, hint="choose an empty folder or pass force=True")
+        raise DataError(
+            "output folder is not empty", path=root, hint="choose an empty folder or pass force=True"
+        )
     cfg = SyntheticConfig() if config is None else config
     ids = synthetic_patient_ids(n_cases, "2025")
     for i, pid in enumerate(ids):

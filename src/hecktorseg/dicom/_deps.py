@@ -22,4 +22,6 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ConfigError(f"DICOM support needs the Python package {module!r} ({exc})", hint=INSTALL_HINT) from None
+        raise ConfigError(
+            f"DICOM support needs the Python package {module!r} ({exc})", hint=INSTALL_HINT
+        ) from None

@@ -19,8 +19,8 @@ import pydicom
 from hecktorseg.dicom.importer import output_name
 from hecktorseg.dicom.index import DicomIndex, index_dicom
 from hecktorseg.dicom.rtstruct_write import labels_to_rtstruct
-from hecktorseg.dicom.select import select_series
 from hecktorseg.dicom.seg_write import labels_to_seg
+from hecktorseg.dicom.select import select_series
 from hecktorseg.dicom.volume import load_series
 from hecktorseg.errors import ConfigError, DataError, GeometryError, HecktorsegError
 from hecktorseg.io import Geometry, atomic_path, ensure_output_dir, image_to_array, read_image
@@ -70,7 +70,9 @@ def export_patient(
     choice = select_series(pid, index.series[pid], need_pet=False)
     ct = load_series(choice.ct, f"patient {pid}: CT series {choice.ct.uid}")
     if ct.resampled:
-        raise GeometryError(f"patient {pid}: the CT series has uneven spacing; its slices cannot carry the labels")
+        raise GeometryError(
+            f"patient {pid}: the CT series has uneven spacing; its slices cannot carry the labels"
+        )
     label = read_image(label_path, kind="label", allowed_labels=(0, 1, 2))
     ct_geometry = Geometry.from_image(ct.image)
     if not Geometry.from_image(label).is_close(ct_geometry, atol=0.01):
@@ -81,6 +83,7 @@ def export_patient(
             hint="export labels on the original CT grid (as predict writes them)",
         )
     labels = np.asarray(image_to_array(label)).astype(np.uint8)
+    ds: pydicom.Dataset
     if fmt == "rtstruct":
         ds = labels_to_rtstruct(labels, ct_geometry, ct.datasets, split_nodes=split_nodes)
     else:
@@ -127,10 +130,14 @@ def export_labels(
         No label map in ``labels_dir``.
     """
     if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}", hint=f"use fmt= one of {', '.join(EXPORT_FORMATS)}")
+        raise ConfigError(
+            f"unknown export format {fmt!r}", hint=f"use fmt= one of {', '.join(EXPORT_FORMATS)}"
+        )
     maps = find_label_maps(labels_dir)
     if not maps:
-        raise DataError("no <PID>.nii.gz label map found", path=labels_dir, hint="give the folder predict wrote")
+        raise DataError(
+            "no <PID>.nii.gz label map found", path=labels_dir, hint="give the folder predict wrote"
+        )
     index = dicom_dir if isinstance(dicom_dir, DicomIndex) else index_dicom(dicom_dir)
     by_name = {output_name(pid): pid for pid in index.patients}
     out = ensure_output_dir(Path(output_dir).absolute())

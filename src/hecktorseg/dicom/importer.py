@@ -40,7 +40,16 @@ logger = logging.getLogger(__name__)
 RECORDS_DIR = "dicom_records"
 SUMMARY_NAME = "dicom_import.csv"
 LOCK_NAME = ".hecktorseg-dicom-import.lock"
-SUMMARY_COLUMNS = ("patient_id", "folder", "status", "ct_series", "pet_series", "suv_factor", "rois", "reason")
+SUMMARY_COLUMNS = (
+    "patient_id",
+    "folder",
+    "status",
+    "ct_series",
+    "pet_series",
+    "suv_factor",
+    "rois",
+    "reason",
+)
 
 
 def output_name(patient_id: str) -> str:
@@ -70,7 +79,9 @@ def read_selection_table(path: PathLike) -> dict[str, dict[str, str]]:
             hint="one row per patient whose series the rules cannot choose",
         )
     return {
-        row["PatientID"].strip(): {k: (row.get(k) or "").strip() for k in ("ct_series", "pet_series") if (row.get(k) or "").strip()}
+        row["PatientID"].strip(): {
+            k: (row.get(k) or "").strip() for k in ("ct_series", "pet_series") if (row.get(k) or "").strip()
+        }
         for row in rows
         if (row.get("PatientID") or "").strip()
     }
@@ -120,7 +131,12 @@ def _run_patient(
         return {**old, "status": "skipped"}
     with contextlib.suppress(FileNotFoundError):
         paths["record"].unlink()  # no record: not done, whatever else is there
-    base: dict[str, Any] = {"patient_id": pid, "folder": name, "fingerprint": fingerprint, "hecktorseg_version": __version__}
+    base: dict[str, Any] = {
+        "patient_id": pid,
+        "folder": name,
+        "fingerprint": fingerprint,
+        "hecktorseg_version": __version__,
+    }
     try:
         if not pid.strip():
             raise DataError("files without a PatientID (0010,0020)", path=series[0].first.path)
@@ -134,13 +150,22 @@ def _run_patient(
         else:
             with contextlib.suppress(FileNotFoundError):
                 paths["label"].unlink()
-        record = {**base, **result.record, "status": "done", "outputs": {k: str(v) for k, v in outputs.items()}}
+        record = {
+            **base,
+            **result.record,
+            "status": "done",
+            "outputs": {k: str(v) for k, v in outputs.items()},
+        }
     except HecktorsegError as exc:
         record = {**base, "status": "failed", "reason": str(exc)}
     except Exception as exc:  # a bug or an unexpected library error: report it, keep going
         logger.debug("unexpected error for %s:\n%s", pid, traceback.format_exc())
         text = str(exc).strip().splitlines()
-        record = {**base, "status": "failed", "reason": f"unexpected {type(exc).__name__}: {text[-1] if text else ''}"}
+        record = {
+            **base,
+            "status": "failed",
+            "reason": f"unexpected {type(exc).__name__}: {text[-1] if text else ''}",
+        }
     paths["record"].parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(paths["record"], json.dumps(record, indent=2, default=str) + "\n")
     return record
@@ -208,8 +233,12 @@ def import_dicom(
             progress(0, total, "")
         for done, pid in enumerate(index.patients, start=1):
             if names[output_name(pid)] != pid:
-                record = {"patient_id": pid, "status": "failed", "reason": f"patient ids {names[output_name(pid)]!r} "
-                          f"and {pid!r} map to one folder name {output_name(pid)!r}"}
+                record = {
+                    "patient_id": pid,
+                    "status": "failed",
+                    "reason": f"patient ids {names[output_name(pid)]!r} "
+                    f"and {pid!r} map to one folder name {output_name(pid)!r}",
+                }
             else:
                 record = _run_patient(pid, index.series[pid], out, opts, force)
             if record["status"] == "failed":

@@ -92,7 +92,9 @@ def _describe(series: SeriesEntry) -> dict[str, Any]:
     return {"uid": series.uid, "description": series.description, "files": len(series.files)}
 
 
-def import_patient(pid: str, series: Sequence[SeriesEntry], options: ImportOptions | None = None) -> PatientImport:
+def import_patient(
+    pid: str, series: Sequence[SeriesEntry], options: ImportOptions | None = None
+) -> PatientImport:
     """Read one patient's CT, PET (as SUVbw) and RTSTRUCT labels.
 
     Raises

@@ -99,7 +99,9 @@ def rtstruct_to_labels(
         The RTSTRUCT lacks its ROI sequences, or a contour lies outside the CT's slices.
     """
     path = getattr(ds, "filename", None)
-    names = {int(item.ROINumber): str(item.get("ROIName", "")) for item in ds.get("StructureSetROISequence", [])}
+    names = {
+        int(item.ROINumber): str(item.get("ROIName", "")) for item in ds.get("StructureSetROISequence", [])
+    }
     if not names:
         raise DataError("RTSTRUCT has no StructureSetROISequence (no ROIs)", path=path)
     nx, ny, nz = geometry.size
@@ -135,7 +137,9 @@ def rtstruct_to_labels(
                     hint="the RTSTRUCT was drawn on another grid; give the CT series it refers to",
                 )
             if not 0 <= k < nz:
-                raise DataError(f"RTSTRUCT ROI {name!r}: a contour lies outside the CT (slice {k})", path=path)
+                raise DataError(
+                    f"RTSTRUCT ROI {name!r}: a contour lies outside the CT (slice {k})", path=path
+                )
             roi_mask[k] ^= fill_polygon(index[:, 0], index[:, 1], (ny, nx))
         if not roi_mask.any():
             warnings.append(f"ROI {name!r} has no voxel inside its contours")

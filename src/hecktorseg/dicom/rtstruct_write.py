@@ -23,13 +23,13 @@ import pydicom
 from contourpy import LineType, contour_generator
 from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage
 
 from hecktorseg._version import __version__
 from hecktorseg.io import Geometry
 
-__all__ = ["RTSTRUCT_SOP_CLASS", "ROI_COLOURS", "labels_to_rtstruct", "mask_contours", "roi_masks"]
+__all__ = ["ROI_COLOURS", "RTSTRUCT_SOP_CLASS", "labels_to_rtstruct", "mask_contours", "roi_masks"]
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DETACHED_STUDY_SOP_CLASS = "1.2.840.10008.3.1.2.3.1"
@@ -50,13 +50,15 @@ _PATIENT_STUDY = (
 )
 
 
-def roi_masks(labels: npt.NDArray[np.integer], *, split_nodes: bool = False) -> list[tuple[str, int, npt.NDArray[np.bool_]]]:
+def roi_masks(
+    labels: npt.NDArray[np.integer], *, split_nodes: bool = False
+) -> list[tuple[str, int, npt.NDArray[np.bool_]]]:
     """(ROI name, label, mask): GTVp and GTVn, even when empty (or GTVn_1, GTVn_2, … one per node)."""
     out: list[tuple[str, int, npt.NDArray[np.bool_]]] = [("GTVp", 1, labels == 1)]
     nodes = labels == 2
     parts, n = ndimage.label(nodes, structure=np.ones((3, 3, 3), dtype=bool)) if split_nodes else (None, 0)
     if n > 0:
-        out += [(f"GTVn_{i}", 2, parts == i) for i in range(1, n + 1)]
+        out += [(f"GTVn_{i}", 2, np.asarray(parts == i, dtype=bool)) for i in range(1, n + 1)]
     else:
         out.append(("GTVn", 2, nodes))
     return out
@@ -107,10 +109,10 @@ def labels_to_rtstruct(
     first = ct_datasets[0]
     now = dt.datetime.now()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RTSTRUCT_SOP_CLASS
+    meta.MediaStorageSOPClassUID = UID(RTSTRUCT_SOP_CLASS)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_UID
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_UID)
     meta.ImplementationVersionName = f"HECKTORSEG{__version__}"[:16]
     ds = pydicom.FileDataset("", pydicom.Dataset(), file_meta=meta, preamble=b"\0" * 128)
     ds.SpecificCharacterSet = "ISO_IR 100"
@@ -166,7 +168,7 @@ def labels_to_rtstruct(
         roi.ROIName = name
         roi.ROIGenerationAlgorithm = "AUTOMATIC"
         rois.append(roi)
-        items = []
+        items: list[pydicom.Dataset] = []
         for k in np.flatnonzero(mask.any(axis=(1, 2))):
             for line in mask_contours(mask[k]):
                 index = np.column_stack([line, np.full(len(line), float(k))])
@@ -181,7 +183,8 @@ def labels_to_rtstruct(
         contour = pydicom.Dataset()
         contour.ReferencedROINumber = number
         contour.ROIDisplayColor = list(ROI_COLOURS.get(label, (255, 255, 0)))
-        contour.ContourSequence = DicomSequence(items)
+        if items:  # an empty ROI has no ContourSequence (type 3, but 1-n items when present)
+            contour.ContourSequence = DicomSequence(items)
         contours.append(contour)
         observation = pydicom.Dataset()
         observation.ObservationNumber = number

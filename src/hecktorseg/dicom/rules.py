@@ -22,7 +22,7 @@ Tables
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import attrs
@@ -65,6 +65,10 @@ SOP_CLASS_ENHANCED: frozenset[str] = frozenset(
 """SOP classes of enhanced multi-frame CT and PET (one file holds the whole series)."""
 
 
+def _value_set(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
 @attrs.frozen
 class SkipRule:
     """A series that matches is never chosen as a case's CT or PET.
@@ -88,10 +92,12 @@ class SkipRule:
     reason: str
     field: Literal["image_type", "corrected", "sop_class"]
     test: Literal["has", "lacks", "first"]
-    values: frozenset[str] = attrs.field(converter=frozenset)
+    values: frozenset[str] = attrs.field(converter=_value_set)
     modality: str | None = None
 
-    def matches(self, modality: str, image_type: Sequence[str], corrected: Sequence[str], sop_class: str) -> bool:
+    def matches(
+        self, modality: str, image_type: Sequence[str], corrected: Sequence[str], sop_class: str
+    ) -> bool:
         """Whether a series with these header values is skipped by this rule."""
         if self.modality is not None and modality != self.modality:
             return False
@@ -108,7 +114,9 @@ SERIES_SKIP_RULES: tuple[SkipRule, ...] = (
     SkipRule("derived image", "image_type", "first", {"DERIVED"}),
     SkipRule("secondary capture", "image_type", "has", {"SECONDARY", "SCREEN SAVE"}),
     SkipRule("secondary capture", "sop_class", "has", SOP_CLASS_SECONDARY_CAPTURE),
-    SkipRule("PET without attenuation correction (no ATTN in CorrectedImage)", "corrected", "lacks", {"ATTN"}, "PT"),
+    SkipRule(
+        "PET without attenuation correction (no ATTN in CorrectedImage)", "corrected", "lacks", {"ATTN"}, "PT"
+    ),
 )
 """Series never chosen as CT or PET, in the order they are checked (the first match is reported)."""
 
@@ -143,7 +151,9 @@ class RoiRule:
 _SEP = r"[\s_\-.]*"
 GTVP_PATTERN = rf"gtv{_SEP}(p|t|prim|primary|primary{_SEP}tumou?r|tumou?r|t{_SEP}primary)({_SEP}\d+)?"
 """Default GTVp names: GTVp, GTV-P, GTV_primary, GTVt, GTV_T, GTVp1, GTV primary tumour, …"""
-GTVN_PATTERN = rf"gtv{_SEP}(n|ln|nd|node|nodes|nodal|lymph{_SEP}nodes?)({_SEP}(l|r|left|right))?({_SEP}[a-z]?\d+[a-z]?)?"
+GTVN_PATTERN = (
+    rf"gtv{_SEP}(n|ln|nd|node|nodes|nodal|lymph{_SEP}nodes?)({_SEP}(l|r|left|right))?({_SEP}[a-z]?\d+[a-z]?)?"
+)
 """Default GTVn names: GTVn, GTV_N1, GTVn_L2, GTV-LN, GTV node 3, GTVn_R_IIa, …"""
 
 DEFAULT_ROI_RULES: tuple[RoiRule, ...] = (
@@ -169,7 +179,9 @@ def roi_rules(gtvp: str | None = None, gtvn: str | None = None) -> tuple[RoiRule
             RoiRule(2, "GTVn", GTVN_PATTERN if gtvn is None else gtvn),
         )
     except re.error as exc:
-        raise ConfigError(f"invalid ROI name pattern: {exc}", hint="give gtvp_roi=/gtvn_roi= a Python regular expression") from None
+        raise ConfigError(
+            f"invalid ROI name pattern: {exc}", hint="give gtvp_roi=/gtvn_roi= a Python regular expression"
+        ) from None
 
 
 @attrs.frozen
@@ -244,7 +256,7 @@ class VendorFactor:
     manufacturer: str
     group: int
     element: int
-    units: frozenset[str] = attrs.field(converter=frozenset)
+    units: frozenset[str] = attrs.field(converter=_value_set)
 
 
 VENDOR_FACTORS: tuple[VendorFactor, ...] = (

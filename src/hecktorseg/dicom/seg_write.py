@@ -22,9 +22,7 @@ SEGMENTS: dict[int, tuple[str, str]] = {
 """Label value → (segment label, description)."""
 
 
-def labels_to_seg(
-    labels: npt.NDArray[np.integer], ct_datasets: Sequence[pydicom.Dataset]
-) -> pydicom.Dataset:
+def labels_to_seg(labels: npt.NDArray[np.integer], ct_datasets: Sequence[pydicom.Dataset]) -> pydicom.Dataset:
     """A binary DICOM-SEG with the segments GTVp (number 1) and GTVn (number 2), empty or not.
 
     Parameters

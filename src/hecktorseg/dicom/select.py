@@ -54,7 +54,9 @@ def _pick(
     if wanted:
         chosen = [s for s in series if s.uid == wanted]
         if not chosen:
-            raise DataError(f"patient {pid}: no series {wanted}", hint=f"the {modality} series are listed by UID")
+            raise DataError(
+                f"patient {pid}: no series {wanted}", hint=f"the {modality} series are listed by UID"
+            )
         return chosen[0]
     usable = []
     for s in series:

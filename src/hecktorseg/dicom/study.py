@@ -22,7 +22,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from hecktorseg.dicom.rtstruct_write import IMPLEMENTATION_UID, labels_to_rtstruct
 from hecktorseg.io import Geometry, image_to_array
@@ -90,10 +90,10 @@ class StudyStyle:
 
 def _base(pid: str, study: dict[str, str], sop_class: str, style: StudyStyle) -> pydicom.FileDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_UID
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_UID)
     ds = pydicom.FileDataset("", pydicom.Dataset(), file_meta=meta, preamble=b"\0" * 128)
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = sop_class
@@ -148,12 +148,13 @@ def _slices(
 
 
 def _write_series(
-    out: Path, pid: str, number: int, slices: list[dict[str, Any]], header: dict[str, Any], study: dict[str, str],
+    out: Path, pid: str, number: int, slices: list[dict[str, Any]], header: dict[Any, Any], study: dict[str, str],
     sop_class: str, style: StudyStyle, rng: np.random.Generator,
 ) -> tuple[list[pydicom.Dataset], list[Path]]:  # fmt: skip
     series_uid = generate_uid()
     numbers = rng.permutation(len(slices)) + 1 if style.shuffle_instances else np.arange(len(slices)) + 1
-    written, paths = [], []
+    written: list[pydicom.Dataset] = []
+    paths: list[Path] = []
     for k, fields in enumerate(slices):
         ds = _base(pid, study, sop_class, style)
         ds.SeriesInstanceUID = series_uid
@@ -176,7 +177,7 @@ def _write_series(
     return written, paths
 
 
-def _pet_header(style: StudyStyle) -> dict[str, Any]:
+def _pet_header(style: StudyStyle) -> dict[Any, Any]:
     item = pydicom.Dataset()
     item.Radiopharmaceutical = "Fluorodeoxyglucose"
     item.RadionuclideTotalDose = f"{style.dose_bq:.6g}"
@@ -184,7 +185,7 @@ def _pet_header(style: StudyStyle) -> dict[str, Any]:
     item.RadiopharmaceuticalStartTime = style.injection.strftime("%H%M%S")
     if style.start_datetime:
         item.RadiopharmaceuticalStartDateTime = style.injection.strftime("%Y%m%d%H%M%S")
-    header: dict[str, Any] = {
+    header: dict[Any, Any] = {
         "Modality": "PT",
         "SeriesDescription": "PET AC",
         "ImageType": ["ORIGINAL", "PRIMARY"],
@@ -231,13 +232,21 @@ def write_dicom_study(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    study = {"study": generate_uid(), "frame": generate_uid()}
+    study = {"study": str(generate_uid()), "frame": str(generate_uid())}
     ct_hu = np.asarray(image_to_array(ct), dtype=np.float64)
     ct_stored = np.clip(np.round(ct_hu + 1024.0), -32768, 32767).astype(np.int16)
     ct_header = {"Modality": "CT", "SeriesDescription": "CT head-neck", "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
                  "KVP": "120", "RescaleType": "HU"}  # fmt: skip
     ct_ds, files = _write_series(
-        out, pid, 2, _slices(ct, ct_stored, np.ones(len(ct_stored)), -1024.0), ct_header, study, CT_SOP_CLASS, st, rng
+        out,
+        pid,
+        2,
+        _slices(ct, ct_stored, np.ones(len(ct_stored)), -1024.0),
+        ct_header,
+        study,
+        CT_SOP_CLASS,
+        st,
+        rng,
     )
     suv = np.asarray(image_to_array(pet_suv), dtype=np.float64)
     per_suv = {"BQML": st.bqml_per_suv(), "GML": 1.0, "CNTS": 1.0 / 2.5e-4}[st.units]
@@ -249,25 +258,40 @@ def write_dicom_study(
         factor = 2.5e-4 if st.units == "CNTS" else 1.0 / per_suv
         header[(0x7053, 0x0010)] = ("LO", "Philips PET Private Group")
         header[(0x7053, 0x1000)] = ("DS", f"{factor:.8g}")
-    pet_ds, pet_files = _write_series(out, pid, 4, _slices(pet_suv, stored, slopes, 0.0), header, study, PET_SOP_CLASS, st, rng)
+    pet_ds, pet_files = _write_series(
+        out, pid, 4, _slices(pet_suv, stored, slopes, 0.0), header, study, PET_SOP_CLASS, st, rng
+    )
     files += pet_files
-    result: dict[str, Any] = {"ct_series": ct_ds[0].SeriesInstanceUID, "pet_series": pet_ds[0].SeriesInstanceUID}
+    result: dict[str, Any] = {
+        "ct_series": ct_ds[0].SeriesInstanceUID,
+        "pet_series": pet_ds[0].SeriesInstanceUID,
+    }
     if st.distractors:
         nac = {**header, "SeriesDescription": "PET NAC", "CorrectedImage": ["DECY", "DTIM", "NORM"]}
-        _, more = _write_series(out, pid, 5, _slices(pet_suv, stored, slopes, 0.0), nac, study, PET_SOP_CLASS, st, rng)
+        _, more = _write_series(
+            out, pid, 5, _slices(pet_suv, stored, slopes, 0.0), nac, study, PET_SOP_CLASS, st, rng
+        )
         files += more
-        scout = {**ct_header, "SeriesDescription": "Topogram", "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]}
+        scout = {
+            **ct_header,
+            "SeriesDescription": "Topogram",
+            "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"],
+        }
         _, more = _write_series(out, pid, 1, _slices(ct, ct_stored, np.ones(len(ct_stored)), -1024.0)[:2], scout,
                                 study, CT_SOP_CLASS, st, rng)  # fmt: skip
         files += more
     if label is not None:
         labels = np.asarray(image_to_array(label)).astype(np.uint8)
-        rt = labels_to_rtstruct(labels, Geometry.from_image(ct), ct_ds, series_description="physician contours")
+        rt = labels_to_rtstruct(
+            labels, Geometry.from_image(ct), ct_ds, series_description="physician contours"
+        )
         for roi in rt.StructureSetROISequence:
             label_value = {"GTVp": 1, "GTVn": 2}[str(roi.ROIName)]
             roi.ROIName = st.roi_names.get(label_value, roi.ROIName)
         rt.InstanceCreationDate = rt.StructureSetDate = rt.SeriesDate = st.scan.strftime("%Y%m%d")
-        path = out / (hashlib.sha1(str(rt.SOPInstanceUID).encode()).hexdigest()[:16] if st.flat else f"{pid}/RS.dcm")
+        path = out / (
+            hashlib.sha1(str(rt.SOPInstanceUID).encode()).hexdigest()[:16] if st.flat else f"{pid}/RS.dcm"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         pydicom.dcmwrite(path, rt, enforce_file_format=True)
         result["rtstruct"] = str(path)

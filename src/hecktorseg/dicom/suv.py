@@ -93,10 +93,10 @@ def _number(value: object) -> float | None:
 def _vendor_value(ds: pydicom.Dataset, rule: VendorFactor) -> float | None:
     if re.search(rule.manufacturer, str(ds.get("Manufacturer", "")), re.IGNORECASE) is None:
         return None
-    elem = ds.get((rule.group, rule.element))
-    if elem is None:
+    tag = (rule.group, rule.element)
+    if tag not in ds:
         return None
-    value = elem.value
+    value = ds[tag].value
     if isinstance(value, bytes):
         text = value.rstrip(b"\x00 ").decode("ascii", errors="ignore")
         parsed = _number(text)
@@ -107,7 +107,9 @@ def _vendor_value(ds: pydicom.Dataset, rule: VendorFactor) -> float | None:
     return parsed if parsed and parsed > 0 else None
 
 
-def _injection(ds: pydicom.Dataset, item: pydicom.Dataset, reference: dt.datetime) -> tuple[dt.datetime, list[str]]:
+def _injection(
+    ds: pydicom.Dataset, item: pydicom.Dataset, reference: dt.datetime
+) -> tuple[dt.datetime, list[str]]:
     start_dt = str(item.get("RadiopharmaceuticalStartDateTime", "") or "")
     if start_dt:
         parsed = _parse_dt(start_dt[:8], start_dt[8:])
@@ -132,7 +134,9 @@ def _injection(ds: pydicom.Dataset, item: pydicom.Dataset, reference: dt.datetim
 def _reference(datasets: Sequence[pydicom.Dataset], decay_to: str) -> dt.datetime | None:
     first = datasets[0]
     acquisitions = [
-        t for ds in datasets if (t := _parse_dt(str(ds.get("AcquisitionDate", "")), str(ds.get("AcquisitionTime", ""))))
+        t
+        for ds in datasets
+        if (t := _parse_dt(str(ds.get("AcquisitionDate", "")), str(ds.get("AcquisitionTime", ""))))
     ]
     if decay_to == "acquisition":
         return min(acquisitions) if acquisitions else None
@@ -209,10 +213,14 @@ def suv_factor(
     item = items[0]
     dose = _number(item.get("RadionuclideTotalDose"))
     if dose is None or dose <= 0:
-        raise DataError("PET: RadionuclideTotalDose (0018,1074) missing or zero", path=path, hint="give suv_factor=")
+        raise DataError(
+            "PET: RadionuclideTotalDose (0018,1074) missing or zero", path=path, hint="give suv_factor="
+        )
     half_life = _number(item.get("RadionuclideHalfLife"))
     if half_life is None or half_life <= 0:
-        raise DataError("PET: RadionuclideHalfLife (0018,1075) missing or zero", path=path, hint="give suv_factor=")
+        raise DataError(
+            "PET: RadionuclideHalfLife (0018,1075) missing or zero", path=path, hint="give suv_factor="
+        )
     warnings: list[str] = []
     decay_factor, seconds, injected, ref_text = 1.0, 0.0, None, None
     if decay_rule.decay_to != "none":
@@ -227,13 +235,17 @@ def suv_factor(
         warnings += notes
         seconds = (reference - injection).total_seconds()
         if seconds < 0:
-            raise DataError(f"PET: the injection is {-seconds:.0f} s after the scan", path=path, hint="check the times")
+            raise DataError(
+                f"PET: the injection is {-seconds:.0f} s after the scan", path=path, hint="check the times"
+            )
         decay_factor = 2.0 ** (-seconds / half_life)
         injected, ref_text = injection.isoformat(), reference.isoformat()
     value = weight * 1000.0 / (dose * decay_factor)
     for rule, vendor_value in vendor:
         if abs(vendor_value - value) > 0.02 * value:
-            warnings.append(f"{rule.name} {vendor_value:.6g} differs from the computed factor {value:.6g}; computed used")
+            warnings.append(
+                f"{rule.name} {vendor_value:.6g} differs from the computed factor {value:.6g}; computed used"
+            )
     return SuvInputs(
         units=units,
         decay_correction=decay,

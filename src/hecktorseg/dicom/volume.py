@@ -32,7 +32,7 @@ import numpy.typing as npt
 import pydicom
 import SimpleITK as sitk
 
-from hecktorseg.dicom.index import SeriesEntry
+from hecktorseg.dicom.index import SeriesEntry, lenient_reading
 from hecktorseg.dicom.rules import SOP_CLASS_ENHANCED
 from hecktorseg.errors import DataError, GeometryError
 from hecktorseg.io import Geometry, array_to_image
@@ -76,7 +76,9 @@ def _floats(ds: pydicom.Dataset, keyword: str, n: int, what: str) -> npt.NDArray
     except (TypeError, ValueError):
         out = np.zeros(0)
     if out.shape != (n,) or not np.all(np.isfinite(out)):
-        raise DataError(f"{what}: {keyword} missing or invalid ({value!r})", path=getattr(ds, "filename", None))
+        raise DataError(
+            f"{what}: {keyword} missing or invalid ({value!r})", path=getattr(ds, "filename", None)
+        )
     return out
 
 
@@ -84,7 +86,9 @@ def _normal(orientation: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     normal = np.cross(orientation[:3], orientation[3:])
     length = float(np.linalg.norm(normal))
     if length < 0.5:
-        raise GeometryError(f"ImageOrientationPatient {orientation.tolist()} is not two orthogonal unit vectors")
+        raise GeometryError(
+            f"ImageOrientationPatient {orientation.tolist()} is not two orthogonal unit vectors"
+        )
     return normal / length
 
 
@@ -163,7 +167,8 @@ def _pixels(ds: pydicom.Dataset) -> npt.NDArray[np.float32]:
         ) from None
     slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
     intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    return (raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)).astype(np.float32)
+    out: npt.NDArray[np.float32] = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    return out
 
 
 def _resample_even(
@@ -176,7 +181,8 @@ def _resample_even(
     lower = upper - 1
     w = ((targets - along[lower]) / (along[upper] - along[lower])).astype(np.float32)
     w = np.clip(w, 0.0, 1.0)[:, None, None]
-    return (volume[lower] * (1.0 - w) + volume[upper] * w).astype(np.float32)
+    out: npt.NDArray[np.float32] = (volume[lower] * (1.0 - w) + volume[upper] * w).astype(np.float32)
+    return out
 
 
 def load_series(series: SeriesEntry, what: str | None = None) -> SeriesVolume:
@@ -203,13 +209,18 @@ def load_series(series: SeriesEntry, what: str | None = None) -> SeriesVolume:
             hint="convert it to classic single-frame images (e.g. dicom3tools' emf2sf) or give another series",
         )
     datasets: list[pydicom.Dataset] = []
-    for entry in series.files:
-        try:
-            datasets.append(pydicom.dcmread(entry.path))
-        except Exception as exc:
-            raise DataError(f"unreadable DICOM file ({type(exc).__name__}: {exc})", path=entry.path) from None
+    with lenient_reading():
+        for entry in series.files:
+            try:
+                datasets.append(pydicom.dcmread(entry.path))
+            except Exception as exc:
+                raise DataError(
+                    f"unreadable DICOM file ({type(exc).__name__}: {exc})", path=entry.path
+                ) from None
     if len(datasets) < 2:
-        raise DataError(f"{name} has {len(datasets)} slice(s); a volume needs at least 2", path=series.first.path)
+        raise DataError(
+            f"{name} has {len(datasets)} slice(s); a volume needs at least 2", path=series.first.path
+        )
     ordered, along, warnings = sort_slices(datasets, name)
     shapes = {(int(ds.Rows), int(ds.Columns)) for ds in ordered}
     if len(shapes) != 1:

@@ -103,7 +103,8 @@ def predict_dicom(
     """
     if output_format not in OUTPUT_FORMATS:
         raise ConfigError(
-            f"unknown output format {output_format!r}", hint=f"use output_format= one of {', '.join(OUTPUT_FORMATS)}"
+            f"unknown output format {output_format!r}",
+            hint=f"use output_format= one of {', '.join(OUTPUT_FORMATS)}",
         )
     from hecktorseg.dicom import export_labels, import_dicom, index_dicom, output_name
     from hecktorseg.inference.batch import predict_dataset
