@@ -141,7 +141,7 @@ def rtstruct_to_labels(
                     f"RTSTRUCT ROI {name!r}: a contour lies outside the CT (slice {k})", path=path
                 )
             roi_mask[k] ^= fill_polygon(index[:, 0], index[:, 1], (ny, nx))
-        if not roi_mask.any():
+        if roi.get("ContourSequence") and not roi_mask.any():
             warnings.append(f"ROI {name!r} has no voxel inside its contours")
         masks[label] = masks[label] | roi_mask if label in masks else roi_mask
     out = np.zeros((nz, ny, nx), dtype=np.uint8)
