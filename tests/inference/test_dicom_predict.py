@@ -61,3 +61,35 @@ def test_predict_dicom_writes_rtstruct_and_seg_that_read_back(tmp_path: Path, pr
 def test_unknown_output_format(tmp_path: Path, predictor: Predictor) -> None:
     with pytest.raises(ConfigError, match="output_format"):
         predict_dicom(tmp_path, tmp_path / "o", predictor, output_format="png")
+
+
+def test_cli_predict_output_format(tmp_path: Path, toys: SimpleNamespace) -> None:
+    import torch
+    from typer.testing import CliRunner
+
+    from hecktorseg.cli import app
+    from hecktorseg.config import to_dict
+    from hecktorseg.models import build_model, save_checkpoint
+
+    src = tmp_path / "src"
+    write_synthetic_dicom(src, n_cases=1, config=SyntheticConfig.tiny())
+    torch.manual_seed(0)
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(
+        ckpt,
+        build_model("senorm_unet", n_filters=4, n_classes=3),
+        metadata={"preprocess": to_dict(toys.SMALL_CONFIG)},
+    )
+    common = ["--model", str(ckpt), "--precision", "fp32", "--backend", "torch", "--device", "cpu"]
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["predict", str(src), str(tmp_path / "out"), *common, "--output-format", "seg"]
+    )
+    assert result.exit_code == 0, result.output
+    (seg,) = sorted((tmp_path / "out").glob("*_SEG.dcm"))
+    assert dciodvfy_errors(seg) == []
+    nifti = tmp_path / "out" / "dicom_import"
+    result = runner.invoke(
+        app, ["predict", str(nifti), str(tmp_path / "o2"), *common, "--output-format", "rtstruct"]
+    )
+    assert result.exit_code == 1 and "needs a folder of DICOM files" in result.output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -18,6 +18,10 @@ from hecktorseg.cli._common import (
     threads_option,
     tta_batch_option,
 )
+
+if TYPE_CHECKING:
+    from hecktorseg.inference import Predictor
+    from hecktorseg.reports import BatchReport
 
 
 def register(app: typer.Typer) -> None:
@@ -130,10 +134,9 @@ def register(app: typer.Typer) -> None:
             "its field of view)",
         }.get(predictor.preprocessing_name, "custom (from the checkpoint)")
         err_console.print(f"preprocessing: {described}", highlight=False, soft_wrap=True)
-        if _predict_dicom_folder(input_dir, output_dir, predictor, output_format, force, workers):
-            return
-        with progress_bar("predicting") as update:
-            report = predict_dataset(
+        dicom_report = _predict_dicom_folder(input_dir, output_dir, predictor, output_format, force, workers)
+        with progress_bar("predicting", disable=dicom_report is not None) as update:
+            report = dicom_report or predict_dataset(
                 input_dir,
                 output_dir,
                 predictor,
@@ -162,26 +165,23 @@ def register(app: typer.Typer) -> None:
 
 
 def _predict_dicom_folder(
-    input_dir: Path, output_dir: Path, predictor: object, output_format: str, force: bool, workers: int
-) -> bool:
-    """Predict a DICOM folder (imported on the fly) and write ``output_format``; ``False`` if not DICOM."""
-    from rich.markup import escape
-
+    input_dir: Path, output_dir: Path, predictor: Predictor, output_format: str, force: bool, workers: int
+) -> BatchReport | None:
+    """Predict a DICOM folder (imported on the fly) and write ``output_format``; ``None`` if not DICOM."""
     from hecktorseg.errors import ConfigError
-    from hecktorseg.inference import Predictor, looks_like_dicom, predict_dicom
+    from hecktorseg.inference import looks_like_dicom, predict_dicom
 
     is_dicom = looks_like_dicom(input_dir)
     if output_format == "nifti" and not is_dicom:
-        return False
+        return None
     if not is_dicom:
         raise ConfigError(
             f"--output-format {output_format} needs a folder of DICOM files as INPUT_DIR",
             path=input_dir,
             hint="give the DICOM export, or use --output-format nifti",
         )
-    assert isinstance(predictor, Predictor)
-    with progress_bar("predicting (DICOM)") as update:
-        report = predict_dicom(
+    with progress_bar(f"predicting (DICOM → {output_format})") as update:
+        return predict_dicom(
             input_dir,
             output_dir,
             predictor,
@@ -190,17 +190,6 @@ def _predict_dicom_folder(
             progress=update,
             workers=workers,
         )
-    console.print(
-        f"{len(report.done)} patient(s) done ({output_format}), {len(report.failed)} failed → {report.output_dir}",
-        highlight=False,
-    )
-    for pid, reason in report.failed.items():
-        err_console.print(
-            f"[red]failed[/] {escape(f'{pid}: {reason_line(reason)}')}", highlight=False, soft_wrap=True
-        )
-    if report.failed:
-        raise typer.Exit(code=1)
-    return True
 
 
 def _expand_models(paths: list[Path]) -> list[Path]:
