@@ -16,6 +16,7 @@ from pydicom.uid import generate_uid
 
 from hecktorseg.data import Phantom
 from hecktorseg.dicom import import_dicom, index_dicom
+from hecktorseg.errors import ConfigError
 from hecktorseg.io import discover_cases, image_to_array, read_image
 
 
@@ -138,3 +139,5 @@ def test_two_ac_pets_need_a_choice(tmp_path: Path, phantoms: dict[str, Phantom])
     assert chosen.done == ("X",)
     record = json.loads((tmp_path / "out" / "dicom_records" / "X.json").read_text(encoding="utf-8"))
     assert record["pet_series"]["uid"] == pet.uid
+    with pytest.raises(ConfigError, match="no patient"):
+        import_dicom(tmp_path / "src", tmp_path / "out", ImportOptions(ct_series="1.2.3.4"))

@@ -27,7 +27,7 @@ import attrs
 from hecktorseg._version import __version__
 from hecktorseg.dicom.index import DicomIndex, SeriesEntry, index_dicom
 from hecktorseg.dicom.patient import ImportOptions, import_patient
-from hecktorseg.errors import DataError, HecktorsegError
+from hecktorseg.errors import ConfigError, DataError, HecktorsegError
 from hecktorseg.io import atomic_write_text, ensure_output_dir, write_image
 from hecktorseg.io.files import output_lock
 from hecktorseg.reports import BatchReport
@@ -217,11 +217,20 @@ def import_dicom(
     ------
     DataError
         ``source`` holds no DICOM file.
+    ConfigError
+        ``options`` name a series UID that no patient has.
     OutputError
         ``output_dir`` cannot be written, or another import is writing into it.
     """
     opts = options or ImportOptions()
     index = source if isinstance(source, DicomIndex) else index_dicom(source)
+    held = {s.uid for group in index.series.values() for s in group}
+    for name, uid in (("ct_series", opts.ct_series), ("pet_series", opts.pet_series)):
+        if uid and uid not in held:
+            raise ConfigError(
+                f"no patient under {index.root} has the series {uid}",
+                hint=f"check {name}=; the series of each patient are listed in the error that asks for a choice",
+            )
     out = ensure_output_dir(Path(output_dir).absolute())
     names: dict[str, str] = {}
     for pid in index.patients:
@@ -254,8 +263,10 @@ def import_dicom(
         writer.writerows(_summary_row(r) for r in records)
         atomic_write_text(out / SUMMARY_NAME, buffer.getvalue())
     warnings = [f"unreadable DICOM file {p}: {why}" for p, why in index.unreadable.items()]
-    if index.skipped:
-        warnings.append(f"{index.skipped} file(s) under {index.root} are not DICOM (skipped)")
+    if index.skipped > len(index.unreadable):
+        warnings.append(
+            f"{index.skipped - len(index.unreadable)} file(s) under {index.root} are not DICOM (skipped)"
+        )
     return BatchReport(
         output_dir=out,
         done=tuple(r["patient_id"] for r in records if r["status"] == "done"),
