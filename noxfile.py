@@ -117,7 +117,7 @@ def bench(session: nox.Session) -> None:
     scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
     if not scripts:
         session.skip("no benchmark scripts in benchmarks/")
-    _install(session)
+    _install(session, "dicom")  # bench_dicom.py
     full = "--full" in session.posargs
     extra = [a for a in session.posargs if a != "--full"]
     for script in scripts:
