@@ -17,6 +17,8 @@ HELP = (
 
 
 def _summary(report: object, what: str) -> None:
+    from rich.markup import escape
+
     from hecktorseg.reports import BatchReport
 
     assert isinstance(report, BatchReport)
@@ -28,7 +30,7 @@ def _summary(report: object, what: str) -> None:
     )
     for warning in report.warnings:
         err_console.print(
-            f"[yellow]warning:[/] {reason_line(warning)}", highlight=False, soft_wrap=True, markup=False
+            f"[yellow]warning:[/] {escape(reason_line(warning))}", highlight=False, soft_wrap=True
         )
     if report.failed:
         err_console.print("[bold red]failed patients:[/]")
