@@ -91,3 +91,23 @@ def test_missing_extra_gives_the_install_command() -> None:
 
     with pytest.raises(ConfigError, match=r'pip install "hecktorseg\[dicom\]"'):
         require("hecktorseg_no_such_module")
+
+
+def test_without_the_extra_the_command_says_how_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; sys.modules['pydicom'] = None\n"
+        "from typer.testing import CliRunner\n"
+        "from hecktorseg.cli import app\n"
+        f"r = CliRunner().invoke(app, ['dicom', 'import', {str(tmp_path)!r}, {str(tmp_path / 'o')!r}])\n"
+        "print(r.exit_code); print(r.output)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    code, _, output = result.stdout.partition("\n")
+    assert code == "1", result.stdout + result.stderr
+    assert 'pip install "hecktorseg[dicom]"' in output and "Traceback" not in output
+    assert len([line for line in output.splitlines() if line.strip()]) <= 2  # one error line (maybe wrapped)
