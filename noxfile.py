@@ -63,7 +63,7 @@ def _install(session: nox.Session, *extras: str, editable: bool = True) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (pytest; two workers unless arguments are given)."""
-    _install(session, "test", "export")
+    _install(session, "test", "export", "dicom")
     args = session.posargs or ["-n", "2"]
     session.run("python", "-m", "pytest", *args, env={"MPLBACKEND": "Agg"})
 
@@ -79,7 +79,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """``mypy`` in strict mode (configured in pyproject.toml) over ``src/hecktorseg``."""
-    _install(session, "typecheck")
+    _install(session, "typecheck", "dicom")
     session.run("mypy", *session.posargs)
 
 
@@ -90,7 +90,7 @@ def docs(session: nox.Session) -> None:
     Set ``HECKTORSEG_DOCS_INTERSPHINX=1`` to link to the Python, NumPy, PyTorch
     and SimpleITK docs (needs network access).
     """
-    _install(session, "docs")
+    _install(session, "docs", "dicom")
     if DOCS_OUT.exists() and "--keep" not in session.posargs:
         shutil.rmtree(DOCS_OUT)
     args = [a for a in session.posargs if a != "--keep"]
@@ -117,7 +117,7 @@ def bench(session: nox.Session) -> None:
     scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
     if not scripts:
         session.skip("no benchmark scripts in benchmarks/")
-    _install(session)
+    _install(session, "dicom")  # bench_dicom.py
     full = "--full" in session.posargs
     extra = [a for a in session.posargs if a != "--full"]
     for script in scripts:

@@ -95,6 +95,7 @@ html_theme_options = {
 
 API_PACKAGES = (
     ("hecktorseg.io", "Images, dataset layouts and box tables"),
+    ("hecktorseg.dicom", "DICOM PET/CT in (SUV, RTSTRUCT labels), RTSTRUCT and DICOM-SEG out"),
     ("hecktorseg.config", "Configuration machinery"),
     ("hecktorseg.runtime", "Device, precision, autocast, threads and the cache folder"),
     ("hecktorseg.preprocessing", "Reference grid, resampling, normalisation, inverse mapping"),

@@ -27,6 +27,7 @@ PUBLIC_PACKAGES = (
     "hecktorseg.typing",
     "hecktorseg.reports",
     "hecktorseg.io",
+    "hecktorseg.dicom",
     "hecktorseg.config",
     "hecktorseg.runtime",
     "hecktorseg.preprocessing",
@@ -40,13 +41,14 @@ PUBLIC_PACKAGES = (
 
 # Layer rank of each top-level part of the package; a module may import only parts of a lower
 # rank, or its own part.  Equal ranks (models, losses) may not import each other.
-LAYERS: dict[str, int] = {
+LAYERS: dict[str, float] = {
     "errors": 0,
     "typing": 0,
     "reports": 0,
     "_version": 0,
     "_lazy": 0,
     "io": 1,
+    "dicom": 1.5,  # DICOM in and out: writes datasets through io; inference exports with it
     "config": 2,
     "runtime": 2,
     "preprocessing": 3,
@@ -67,6 +69,7 @@ SUBCOMMANDS = (
     "preprocess",
     "train",
     "predict",
+    "dicom",
     "evaluate",
     "visualize",
     "export",

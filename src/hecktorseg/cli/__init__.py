@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "preprocess",
     "train",
     "predict",
+    "dicom",
     "evaluate",
     "visualize",
     "export",

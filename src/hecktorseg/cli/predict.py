@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -19,6 +19,10 @@ from hecktorseg.cli._common import (
     tta_batch_option,
 )
 
+if TYPE_CHECKING:
+    from hecktorseg.inference import Predictor
+    from hecktorseg.reports import BatchReport
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``predict`` command to ``app``."""
@@ -26,7 +30,9 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     @handle_errors
     def predict(
-        input_dir: Path = typer.Argument(..., help="Raw dataset (any layout hecktorseg reads)."),
+        input_dir: Path = typer.Argument(
+            ..., help="Raw dataset (any layout hecktorseg reads) or a folder of DICOM files (imported first)."
+        ),
         output_dir: Path = typer.Argument(..., help="Where OUTPUT_DIR/<PID>.nii.gz masks go."),
         model: list[Path] = typer.Option(
             ...,
@@ -75,6 +81,12 @@ def register(app: typer.Typer) -> None:
         num_parts: int = typer.Option(1, "--num-parts", help="Split the cases into this many shares."),
         part_id: int = typer.Option(0, "--part-id", help="Which share to predict (0-based)."),
         force: bool = typer.Option(False, "--force", help="Overwrite existing predictions."),
+        output_format: str = typer.Option(
+            "nifti",
+            "--output-format",
+            help="nifti: OUTPUT_DIR/<PID>.nii.gz; rtstruct / seg: also <PID>_RTSTRUCT.dcm / <PID>_SEG.dcm on "
+            "each patient's CT series (INPUT_DIR must then be a DICOM folder; needs the dicom extra).",
+        ),
         preprocessing: str = typer.Option(
             "auto",
             "--preprocessing",
@@ -123,8 +135,9 @@ def register(app: typer.Typer) -> None:
             "its field of view)",
         }.get(predictor.preprocessing_name, "custom (from the checkpoint)")
         err_console.print(f"preprocessing: {described}", highlight=False, soft_wrap=True)
-        with progress_bar("predicting") as update:
-            report = predict_dataset(
+        dicom_report = _predict_dicom_folder(input_dir, output_dir, predictor, output_format, force, workers)
+        with progress_bar("predicting", disable=dicom_report is not None) as update:
+            report = dicom_report or predict_dataset(
                 input_dir,
                 output_dir,
                 predictor,
@@ -150,6 +163,34 @@ def register(app: typer.Typer) -> None:
             )
         if report.failed:
             raise typer.Exit(code=1)
+
+
+def _predict_dicom_folder(
+    input_dir: Path, output_dir: Path, predictor: Predictor, output_format: str, force: bool, workers: int
+) -> BatchReport | None:
+    """Predict a DICOM folder (imported on the fly) and write ``output_format``; ``None`` if not DICOM."""
+    from hecktorseg.errors import ConfigError
+    from hecktorseg.inference import looks_like_dicom, predict_dicom
+
+    is_dicom = looks_like_dicom(input_dir)
+    if output_format == "nifti" and not is_dicom:
+        return None
+    if not is_dicom:
+        raise ConfigError(
+            f"--output-format {output_format} needs a folder of DICOM files as INPUT_DIR",
+            path=input_dir,
+            hint="give the DICOM export, or use --output-format nifti",
+        )
+    with progress_bar(f"predicting (DICOM → {output_format})") as update:
+        return predict_dicom(
+            input_dir,
+            output_dir,
+            predictor,
+            output_format=output_format,
+            force=force,
+            progress=update,
+            workers=workers,
+        )
 
 
 def _expand_models(paths: list[Path]) -> list[Path]:

@@ -37,6 +37,12 @@ def register(app: typer.Typer) -> None:
             help="YAML file with SyntheticConfig fields (top level or under 'synthetic:').",
         ),
         force: bool = typer.Option(False, "--force", "-f", help="Write into a non-empty folder."),
+        fmt: str = typer.Option(
+            "nifti",
+            "--format",
+            help="nifti: the --edition layout; dicom: a flat DICOM export (CT, PET in Bq/ml, RTSTRUCT, "
+            "distractor series) for 'hecktorseg dicom import' (needs the dicom extra).",
+        ),
     ) -> None:
         """Generate synthetic head-and-neck PET/CT phantoms with tumour masks and box tables."""
         from hecktorseg.config import resolve_config
@@ -44,6 +50,8 @@ def register(app: typer.Typer) -> None:
         from hecktorseg.errors import DataError
         from hecktorseg.io import parse_layout
 
+        if fmt not in ("nifti", "dicom"):
+            raise DataError(f"unknown --format {fmt!r}", hint="use nifti or dicom")
         layout = parse_layout(edition)
         if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
             raise DataError(
@@ -55,6 +63,15 @@ def register(app: typer.Typer) -> None:
             yaml=config,
             section="synthetic",
         )
+        if fmt == "dicom":
+            from hecktorseg.data import write_synthetic_dicom
+
+            with progress_bar("synth dicom") as progress:
+                ids = write_synthetic_dicom(
+                    out_dir, n_cases=cases, seed=seed, config=base, progress=progress, force=force
+                )
+            console.print(f"wrote {len(ids)} patients as DICOM files to {out_dir}")
+            return
         with progress_bar(f"synth {layout.value}") as progress:
             written = write_synthetic_dataset(
                 out_dir,

@@ -7,7 +7,8 @@
   :class:`RandomMirror`, :class:`Compose`);
 - :mod:`hecktorseg.data.patches`: training patches with foreground over-sampling
   (:class:`PatchSampler`);
-- :mod:`hecktorseg.data.synthetic`: PET/CT phantoms in the HECKTOR layouts.
+- :mod:`hecktorseg.data.synthetic`: PET/CT phantoms in the HECKTOR layouts;
+  :mod:`hecktorseg.data.synthetic_dicom`: the same as a DICOM export (needs the ``dicom`` extra).
 
 The synthetic-data names are imported eagerly; the torch-based ones on first use.
 ``_EXPORTS`` is the one list of public names (name → sub-module); ``__all__`` and the
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from hecktorseg.data.dataset import PreprocessedDataset as PreprocessedDataset
     from hecktorseg.data.dataset import sample_seed as sample_seed
     from hecktorseg.data.patches import PatchSampler as PatchSampler
+    from hecktorseg.data.synthetic_dicom import write_synthetic_dicom as write_synthetic_dicom
 
 # The one list of public names: name → sub-module that defines it. The torch-based names load
 # on first access, so synthesising data (and the CLI) stays fast.
@@ -57,6 +59,7 @@ _EXPORTS = {
     "SyntheticConfig": "synthetic",
     "make_phantom": "synthetic",
     "write_synthetic_dataset": "synthetic",
+    "write_synthetic_dicom": "synthetic_dicom",
 }
 
 __all__ = list(_EXPORTS)  # built from the one list above

@@ -8,7 +8,8 @@
   (torch, OpenVINO, ONNX Runtime) and precision the networks run with;
   :func:`prepare_openvino_cache` converts models ahead of time (container images).
 - :func:`predict_dataset` predicts a dataset folder (``OUT/<PID>.nii.gz``),
-  skipping finished cases and reporting failures.
+  skipping finished cases and reporting failures; :func:`predict_dicom` a DICOM folder,
+  with RTSTRUCT or DICOM-SEG results.
 - :mod:`~hecktorseg.inference.postprocess`: the largest GTVp component and the
   removal of small GTVn components (mm³ on the CT grid).
 - :func:`sliding_window_predict` blends overlapping windows with Gaussian
@@ -31,6 +32,7 @@ from hecktorseg.inference.batch import (
     UNCERTAINTY_DIR,
     predict_dataset,
 )
+from hecktorseg.inference.dicom_predict import OUTPUT_FORMATS, looks_like_dicom, predict_dicom
 from hecktorseg.inference.postprocess import (
     GTVN_LABEL,
     GTVP_LABEL,
@@ -57,6 +59,7 @@ __all__ = [
     "INSTALL_COMMANDS",
     "MIN_GTVN_VOLUME_MM3",
     "MIRROR_AXES",
+    "OUTPUT_FORMATS",
     "PROBABILITY_DIR",
     "UNCERTAINTY_DIR",
     "CasePrediction",
@@ -70,8 +73,10 @@ __all__ = [
     "compile_model",
     "gaussian_importance_map",
     "keep_largest_component",
+    "looks_like_dicom",
     "postprocess_mask",
     "predict_dataset",
+    "predict_dicom",
     "prepare_openvino_cache",
     "preprocessing_name",
     "remove_small_components",
