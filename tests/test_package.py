@@ -36,6 +36,7 @@ PUBLIC_PACKAGES = (
     "hecktorseg.training",
     "hecktorseg.inference",
     "hecktorseg.evaluation",
+    "hecktorseg.review",
 )
 
 # Layer rank of each top-level part of the package; a module may import only parts of a lower
@@ -56,10 +57,11 @@ LAYERS: dict[str, int] = {
     "training": 6,
     "inference": 7,
     "evaluation": 8,
-    "demo": 9,
-    "container": 9,  # the Grand Challenge image: uses inference (and data for its sample case)
-    "cli": 10,
-    "__main__": 11,
+    "review": 9,  # the review page: uses evaluation's metrics, colours and scores
+    "demo": 10,
+    "container": 10,  # the Grand Challenge image: uses inference (and data for its sample case)
+    "cli": 11,
+    "__main__": 12,
 }
 SUBCOMMANDS = (
     "demo",
@@ -69,6 +71,7 @@ SUBCOMMANDS = (
     "predict",
     "evaluate",
     "visualize",
+    "review",
     "export",
     "container",
 )

@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "predict",
     "evaluate",
     "visualize",
+    "review",
     "export",
     "container",
 )
