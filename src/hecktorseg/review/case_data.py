@@ -106,10 +106,10 @@ def _display_grid(
     lo, hi = np.maximum(lo, ct_lo), np.minimum(hi, ct_hi)
     in_plane = max(min(ct.spacing[0], ct.spacing[1]), cfg.min_spacing_mm)
     spacing = np.array([in_plane, in_plane, max(ct.spacing[2], cfg.min_spacing_mm)])
-    size = np.maximum(np.ceil((hi - lo) / spacing), 1)
+    size = np.maximum(np.ceil((hi - lo) / spacing - 1e-6), 1)
     if size.prod() > cfg.max_voxels:
         spacing = spacing * (size.prod() / cfg.max_voxels) ** (1 / 3)
-        size = np.maximum(np.ceil((hi - lo) / spacing), 1)
+        size = np.maximum(np.ceil((hi - lo) / spacing - 1e-6), 1)
     return Geometry(size=tuple(int(s) for s in size), spacing=tuple(spacing), origin=tuple(lo + spacing / 2))
 
 

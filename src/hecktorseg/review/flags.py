@@ -20,7 +20,7 @@ class ReviewSettings:
     """Thresholds of the flags and the size of each case's viewer data."""
 
     min_component_ml: float = attrs.field(
-        default=0.5, metadata={"help": "Predicted components smaller than this (ml) are flagged."}
+        default=0.2, metadata={"help": "Predicted components smaller than this (ml) are flagged."}
     )
     uncertain_std: float = attrs.field(
         default=0.2,
