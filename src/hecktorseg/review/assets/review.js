@@ -66,7 +66,7 @@
         } else {
           td.textContent = formatCell(col, row[col.key]);
           if (col.kind === 'number') { td.classList.add('number'); }
-          if (col.key === 'error') { td.classList.add('errortext'); }
+          if (col.key === 'error') { td.classList.add('errortext'); td.title = td.textContent; }
         }
         tr.appendChild(td);
       });
@@ -206,7 +206,9 @@
     byId('case-status').textContent = '';
     var dims = planeDims(vol);
     var mm = Math.max.apply(null, PLANES.map(function (p) { return Math.max(dims[p].wmm, dims[p].hmm); }));
-    var scale = 360 / mm;
+    // the three planes side by side, on one millimetre scale, within the window's width and height
+    var px = Math.max(200, Math.min(440, (window.innerWidth - 80) / 3, window.innerHeight * 0.5));
+    var scale = px / mm;
     PLANES.forEach(function (p) {
       var c = byId('view-' + p), d = dims[p];
       c.width = d.w; c.height = d.h;
