@@ -1,20 +1,25 @@
 """Benchmark: the review page's size per case and how fast it opens and scrolls in headless Chromium.
 
-Writes one realistic case (CT 512×512×120 at 0.98×0.98×3 mm, PET 192×192×110 at 3.65×3.65×3.27 mm,
-a GTVp and two GTVn on the CT grid, a 144 mm box table), links it under ``--cases`` patient ids
-(2022 layout, symbolic links: the images are read once per id as a real cohort would be), runs
-:func:`hecktorseg.review.write_review`, and reports:
+Two cohorts:
 
-* seconds of ``write_review`` per case, and the bytes of each case's data file;
-* in headless Chromium (Selenium, the system ``chromedriver``): the page's load time (navigation
-  start → load event, and → table built), the time from clicking a case to its three views drawn,
-  and the milliseconds per slice while scrolling (mean of 40 steps of the axial view).
+* realistic: one case (CT 512×512×120 int16 at 0.98×0.98×3 mm, PET 192×192×110 at
+  3.65×3.65×3.27 mm, a GTVp and two GTVn on the CT grid, a 144 mm box table) linked under
+  ``--size-cases`` patient ids (2022 layout; each id is read and reviewed as a real case would
+  be): seconds of :func:`hecktorseg.review.write_review` per case and the bytes of each case's
+  data file;
+* ``--cases`` tiny 2025 phantoms (each "predicted" as its own label): the page a cohort of that
+  size opens (only ``index.html`` and its two assets load when it opens: the case files load
+  when a case is clicked, so their size does not enter the opening time).
+
+In headless Chromium (Selenium, the system ``chromedriver``), for each page: the load time
+(navigation start → load event), the time from clicking the first case to its three views
+drawn, and the milliseconds per slice while scrolling (mean of 40 steps of the axial view).
 
 No time is asserted; run it on a quiet machine and compare with the targets (≤ 2 MB per case, a
 100-case review open in under 3 s).
 
-    python benchmarks/bench_review.py            # 100 realistic cases
-    python benchmarks/bench_review.py --quick    # 3 small cases, seconds (smoke run)
+    python benchmarks/bench_review.py            # 3 realistic cases, a 100-case page
+    python benchmarks/bench_review.py --quick    # 1 small case, a 3-case page (smoke run)
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ def _write_case(
     pet = pet + 12.0 * np.exp(-((vx - 10) ** 2 + (vy + 20) ** 2 + vz**2) / (2 * 12.0**2)).astype(np.float32)
     folder.mkdir(parents=True)
     files = {"ct": folder / "ct.nii.gz", "pt": folder / "pt.nii.gz", "gt": folder / "gt.nii.gz"}
-    sitk.WriteImage(_image(ct, ct_sp, ct_origin), files["ct"])
+    sitk.WriteImage(_image(np.rint(ct).astype(np.int16), ct_sp, ct_origin), files["ct"])  # as scanners do
     sitk.WriteImage(_image(pet, pet_sp, pet_origin), files["pt"])
     sitk.WriteImage(_image(mask, ct_sp, ct_origin), files["gt"])
     return files
@@ -110,17 +115,26 @@ def _page_times(index: Path, rounds: int) -> dict[str, list[float]]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = _browser()
-    times: dict[str, list[float]] = {"load event (s)": [], "case drawn (s)": [], "ms per slice": []}
+    times: dict[str, list[float]] = {
+        "blank page load (s)": [],
+        "load event (s)": [],
+        "case drawn (s)": [],
+        "ms per slice": [],
+    }
+    blank = index.parent / "blank.html"  # the browser's own cost of opening a file, side by side
+    blank.write_text("<!DOCTYPE html><title>blank</title><p>blank</p>", encoding="utf-8")
+    load = "var t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd;"
     try:
         for _ in range(rounds):
+            driver.get(blank.resolve().as_uri())
+            WebDriverWait(driver, 60).until(lambda d: d.execute_script(load) > 0)
+            times["blank page load (s)"].append(driver.execute_script(load) / 1000)
             driver.get(index.resolve().as_uri())
             WebDriverWait(driver, 60).until(
                 lambda d: d.execute_script("return document.body.dataset.ready === 'true'")
             )
-            nav = driver.execute_script(
-                "var t = performance.getEntriesByType('navigation')[0]; return [t.loadEventEnd, performance.now()];"
-            )
-            times["load event (s)"].append(nav[0] / 1000)
+            WebDriverWait(driver, 60).until(lambda d: d.execute_script(load) > 0)
+            times["load event (s)"].append(driver.execute_script(load) / 1000)
             start = time.perf_counter()
             driver.find_element("css selector", "#cohort-table tbody tr").click()
             WebDriverWait(driver, 60).until(
@@ -138,39 +152,68 @@ def _page_times(index: Path, rounds: int) -> dict[str, list[float]]:
     return times
 
 
+def _many(root: Path, n_cases: int) -> tuple[Path, Path]:
+    """A cohort of ``n_cases`` tiny 2025 phantoms, each "predicted" as its own label map."""
+    from hecktorseg.data import SyntheticConfig, write_synthetic_dataset
+
+    cases = write_synthetic_dataset(
+        root / "data", n_cases=n_cases, edition="2025", config=SyntheticConfig.tiny()
+    )
+    pred = root / "pred"
+    pred.mkdir()
+    for case in cases:
+        if case.label_path is not None:
+            shutil.copy(case.label_path, pred / f"{case.patient_id}.nii.gz")
+    return root / "data", pred
+
+
+def _print_times(title: str, times: dict[str, list[float]]) -> None:
+    print(f"| {title} | " + " | ".join(f"run {i + 1}" for i in range(len(times["ms per slice"]))) + " |")
+    print("|---|" + "---|" * len(times["ms per slice"]))
+    for name, values in times.items():
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="3 small cases (smoke run).")
-    parser.add_argument("--cases", type=int, default=100, help="Patients in the cohort.")
+    parser.add_argument("--quick", action="store_true", help="Small cases, few of them (smoke run).")
+    parser.add_argument("--cases", type=int, default=100, help="Patients of the cohort whose page is opened.")
+    parser.add_argument(
+        "--size-cases", type=int, default=3, help="Realistic cases reviewed for size and speed."
+    )
     parser.add_argument("--rounds", type=int, default=3, help="Page openings measured.")
-    parser.add_argument("--work", type=Path, default=None, help="Keep the cohort and the page here.")
+    parser.add_argument("--work", type=Path, default=None, help="Keep the cohorts and the pages here.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    n_cases = 3 if args.quick else args.cases
+    n_real, n_many = (1, 3) if args.quick else (args.size_cases, args.cases)
     ct_size, pet_size = ((96, 96, 40), (48, 48, 40)) if args.quick else ((512, 512, 120), (192, 192, 110))
+    rounds = 1 if args.quick else args.rounds
     root = args.work or Path(tempfile.mkdtemp(prefix="bench-review-"))
+    browser = shutil.which("chromedriver") is not None
     try:
-        data, pred, table = _cohort(root, n_cases, ct_size, pet_size)
+        data, pred, table = _cohort(root / "real", n_real, ct_size, pet_size)
         start = time.perf_counter()
-        result = write_review(pred, data, root / "review", layout="2022", bbox_table=table, force=True)
+        real = write_review(pred, data, root / "real" / "review", layout="2022", bbox_table=table, force=True)
         seconds = time.perf_counter() - start
-        sizes = [(result.index_html.parent / r.data_file).stat().st_size for r in result.rows if r.data_file]
-        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
-        print(f"cases: {len(result.rows)} (CT {ct_size}, PET {pet_size}), failed: {len(result.errors)}")
-        print(f"write_review: {seconds:.1f} s, {seconds / max(len(result.rows), 1):.2f} s per case")
-        print(f"index.html: {result.index_html.stat().st_size / 1e3:.1f} kB")
+        sizes = [(real.index_html.parent / r.data_file).stat().st_size for r in real.rows if r.data_file]
+        print(f"realistic cases: {len(real.rows)} (CT {ct_size}, PET {pet_size}), failed: {len(real.errors)}")
+        print(f"write_review: {seconds / max(len(real.rows), 1):.2f} s per case")
         print(
             f"case data: median {statistics.median(sizes) / 1e6:.2f} MB, max {max(sizes) / 1e6:.2f} MB per case"
         )
-        if shutil.which("chromedriver") is None:
+        if browser:
+            _print_times("realistic case", _page_times(real.index_html, rounds))
+
+        data, pred = _many(root / "many", n_many)
+        many = write_review(pred, data, root / "many" / "review", force=True)
+        print(f"cohort: {len(many.rows)} cases, index.html {many.index_html.stat().st_size / 1e3:.1f} kB")
+        if browser:
+            _print_times(f"{len(many.rows)}-case page", _page_times(many.index_html, rounds))
+        else:
             print("no chromedriver: page timings skipped")
-            return
-        times = _page_times(result.index_html, 1 if args.quick else args.rounds)
-        print("| page | " + " | ".join(f"run {i + 1}" for i in range(len(times["ms per slice"]))) + " |")
-        for name in ("load event (s)", "case drawn (s)", "ms per slice"):
-            print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in times[name]) + " |")
+        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     finally:
         if args.work is None:
             shutil.rmtree(root, ignore_errors=True)
