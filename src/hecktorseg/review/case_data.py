@@ -87,10 +87,14 @@ def _box(inputs: CaseInputs, pet: sitk.Image, ct: Geometry) -> tuple[FloatArray,
 
 
 def _touches(
-    mask: npt.NDArray[np.uint8], ct: Geometry, lower: npt.NDArray[Any], upper: npt.NDArray[Any]
+    mask: npt.NDArray[np.uint8],
+    ct: Geometry,
+    lower: npt.NDArray[Any],
+    upper: npt.NDArray[Any],
+    offset: tuple[slice, ...],
 ) -> bool:
-    """Whether a foreground voxel lies within one voxel of a face of the box."""
-    zyx = np.argwhere(mask > 0)
+    """Whether a foreground voxel of ``mask`` (a crop at ``offset``) lies within one voxel of a face of the box."""
+    zyx = np.argwhere(mask > 0) + np.array([o.start for o in offset])
     if zyx.size == 0:
         return False
     world = ct.index_to_world(zyx[:, ::-1].astype(np.float64))
@@ -113,17 +117,47 @@ def _display_grid(
     return Geometry(size=tuple(int(s) for s in size), spacing=tuple(spacing), origin=tuple(lo + spacing / 2))
 
 
+def _crop(*masks: npt.NDArray[np.uint8]) -> tuple[slice, ...]:
+    """The (z, y, x) bounding box of the foreground of all ``masks`` (empty slices if there is none)."""
+    union = np.zeros(masks[0].shape, dtype=bool)
+    for mask in masks:
+        union |= mask > 0
+    box = []
+    for axis in range(3):
+        hits = np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1) if hits.size else slice(0, 0))
+    return tuple(box)
+
+
+def _suvmax(pet: sitk.Image, pred_image: sitk.Image, pred: npt.NDArray[np.uint8]) -> float:
+    """Highest PET SUV (linear onto the CT grid) in the GTVp, resampling only the GTVp's bounding box."""
+    box = _crop((pred == 1).astype(np.uint8))
+    if box[0].stop == 0:
+        return math.nan
+    index = [int(box[a].start) for a in (2, 1, 0)]
+    size = [int(box[a].stop - box[a].start) for a in (2, 1, 0)]
+    region = sitk.RegionOfInterest(pred_image, size, index)
+    return float(_onto(pet, region, nearest=False)[pred[box] == 1].max())
+
+
 def _lesions(
-    mask: npt.NDArray[np.uint8], source: str, ct: Geometry, display: Geometry, voxel_ml: float
+    mask: npt.NDArray[np.uint8],
+    source: str,
+    ct: Geometry,
+    display: Geometry,
+    voxel_ml: float,
+    offset: tuple[slice, ...],
 ) -> tuple[list[dict[str, Any]], list[float]]:
-    """Each 26-connected component of each label: where to jump to (display index z, y, x) and its volume."""
+    """Each 26-connected component of each label of ``mask`` (a crop starting at ``offset`` of the CT
+    grid): where to jump to (display index z, y, x) and its volume."""
     out, volumes = [], []
+    start = np.array([o.start for o in offset])
     for value, name in LABEL_NAMES.items():
         labels, n = label_lesions(mask == value)
         for k in range(1, n + 1):
             coords = np.argwhere(labels == k)
             # the component's voxel nearest its centroid: every plane through it cuts the component
-            centre = coords[int(np.argmin(((coords - coords.mean(axis=0)) ** 2).sum(axis=1)))]
+            centre = coords[int(np.argmin(((coords - coords.mean(axis=0)) ** 2).sum(axis=1)))] + start
             world = ct.index_to_world(centre[::-1].astype(np.float64))
             index = np.rint(display.world_to_index(world)).astype(int)
             index = np.clip(index, 0, np.asarray(display.size) - 1)[::-1]
@@ -163,23 +197,31 @@ def review_case(
         )
     pred = sitk.GetArrayFromImage(pred_image).astype(np.uint8)
     voxel_ml = ct_geo.voxel_volume / 1000.0
-    pet_on_ct = _onto(pet, ct, nearest=False)
-    gtvp = pred == 1
     lower, upper = _box(inputs, pet, ct_geo)
     display = _display_grid(lower, upper, ct_geo, cfg)
-    lesions, volumes = _lesions(pred, "prediction", ct_geo, display, voxel_ml)
+    gt_image = read_image(inputs.label_path, kind="label") if inputs.label_path is not None else None
+    gt: npt.NDArray[np.uint8] | None = None
+    if gt_image is not None:
+        same = _same_grid(gt_image, ct)
+        gt = (sitk.GetArrayFromImage(gt_image) if same else _onto(gt_image, ct, nearest=True)).astype(
+            np.uint8
+        )
+    # everything on the full CT grid happens inside the foreground's bounding box (a CT may hold 30 M voxels)
+    box = _crop(pred) if gt is None else _crop(pred, gt)
+    lesions, volumes = _lesions(pred[box], "prediction", ct_geo, display, voxel_ml, box)
 
     uncertain_ml = None
     if inputs.uncertainty_path is not None:
-        variance = _onto(read_image(inputs.uncertainty_path, kind="image"), ct, nearest=False)
-        uncertain_ml = float((np.sqrt(np.maximum(variance, 0.0)) > cfg.uncertain_std).sum()) * voxel_ml
+        unc = read_image(inputs.uncertainty_path, kind="image")
+        variance = sitk.GetArrayViewFromImage(unc) if _same_grid(unc, ct) else _onto(unc, ct, nearest=False)
+        uncertain_ml = float((variance > cfg.uncertain_std**2).sum()) * voxel_ml
     stats = CaseStats(
-        gtvp_ml=float(gtvp.sum()) * voxel_ml,
-        gtvn_ml=float((pred == 2).sum()) * voxel_ml,
-        gtvn_components=label_lesions(pred == 2)[1],
-        suvmax_gtvp=float(pet_on_ct[gtvp].max()) if gtvp.any() else math.nan,
+        gtvp_ml=float((pred[box] == 1).sum()) * voxel_ml,
+        gtvn_ml=float((pred[box] == 2).sum()) * voxel_ml,
+        gtvn_components=sum(1 for lesion in lesions if lesion["label"] == 2),
+        suvmax_gtvp=_suvmax(pet, pred_image, pred),
         component_ml=tuple(sorted(volumes, reverse=True)),
-        touches_border=_touches(pred, ct_geo, lower, upper),
+        touches_border=_touches(pred[box], ct_geo, lower, upper, box),
         uncertain_ml=uncertain_ml,
     )
 
@@ -191,14 +233,12 @@ def review_case(
         _onto(pred_image, reference, nearest=True).astype(np.uint8), np.uint8(_PRED_BITS)
     )
     metrics: dict[str, float] = {}
-    if inputs.label_path is not None:
-        gt_image = read_image(inputs.label_path, kind="label")
-        gt = sitk.GetArrayFromImage(gt_image).astype(np.uint8) if _same_grid(gt_image, ct) else None
-        gt = _onto(gt_image, ct, nearest=True).astype(np.uint8) if gt is None else gt
+    if gt_image is not None and gt is not None:
+        p, g = pred[box], gt[box]
         for value, name in LABEL_NAMES.items():
-            if (gt == value).any() or (pred == value).any():
-                metrics[f"dice_{name}"] = dice(pred == value, gt == value)
-        gt_lesions, _ = _lesions(gt, "ground truth", ct_geo, display, voxel_ml)
+            if (g == value).any() or (p == value).any():
+                metrics[f"dice_{name}"] = dice(p == value, g == value)
+        gt_lesions, _ = _lesions(g, "ground truth", ct_geo, display, voxel_ml, box)
         lesions += gt_lesions
         gt_display = _onto(gt_image, reference, nearest=True).astype(np.uint8) & _PRED_BITS
         labels = labels | (gt_display << _GT_SHIFT).astype(np.uint8)
