@@ -1,9 +1,13 @@
 """Take the screenshot of the "Reviewing every prediction" page (``docs/_static/review.png``).
 
-Not run at build time (it needs Chromium): run it by hand on a review written by the demo::
+Not run at build time (it needs Chromium): run it by hand on a review, for example the demo's::
 
     hecktorseg demo /tmp/demo --edition 2025
     python docs/_scripts/review_screenshot.py /tmp/demo/review/index.html docs/_static/review.png
+
+(The picture in the docs shows five ``hecktorseg synth --edition 2025 --seed 4`` phantoms whose
+"predictions" are their labels moved two voxels in x and grown by one, emptied (the second) or
+stripped of the GTVp (the fourth).)
 
 It opens the page in headless Chromium (Selenium with the system ``chromedriver``), opens the
 first case whose prediction is not empty and saves the window as a 256-colour PNG.
