@@ -105,6 +105,7 @@ API_PACKAGES = (
     ("hecktorseg.training", "Training loop, splits and configuration"),
     ("hecktorseg.inference", "Prediction, ensembling and test-time augmentation"),
     ("hecktorseg.evaluation", "Metrics, challenge scoring and pictures"),
+    ("hecktorseg.review", "One offline page to review every prediction"),
     ("hecktorseg.container", "Grand Challenge submission container (HECKTOR 2025/2026)"),
     ("hecktorseg.errors", "Exceptions"),
     ("hecktorseg.reports", "Batch run reports"),

@@ -6,7 +6,7 @@ several areas share (``preprocessed_dir``: training and the ``train`` command).
 
 The suite runs with ``--import-mode=importlib`` (pyproject.toml), which does not
 put test folders on ``sys.path``; the helper modules that tests import by name
-(``pre_phantoms``, ``robust_helpers``, ``dicom_helpers``) are made importable below.
+(``pre_phantoms``, ``robust_helpers``, ``dicom_helpers``, ``review_cohort``) are made importable below.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import pytest
 
 # Helper modules imported by name from several test folders (importlib mode adds no test folder to sys.path).
 _TESTS = Path(__file__).resolve().parent
-for _helpers in (_TESTS / "preprocessing", _TESTS / "robustness", _TESTS / "dicom"):  # + dicom_helpers.py
+# pre_phantoms.py, robust_helpers.py, dicom_helpers.py, review_cohort.py
+for _helpers in (_TESTS / "preprocessing", _TESTS / "robustness", _TESTS / "dicom", _TESTS / "review"):
     if str(_helpers) not in sys.path:
         sys.path.insert(0, str(_helpers))
 

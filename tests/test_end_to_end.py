@@ -134,6 +134,7 @@ def test_cli_demo_smallest_settings(tmp_path: Path) -> None:
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert "model/fold_0/learning_curves.png" in pictures
     assert len([p for p in pictures if p.startswith("pictures/")]) == 1  # the one held-out patient
+    assert "(review/index.html)" in text and (out / "review" / "index.html").is_file()  # the review page
     for relative in pictures:
         assert_png(out / relative)
     summary = json.loads((out / "scores" / "summary.json").read_text())

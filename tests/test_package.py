@@ -37,6 +37,7 @@ PUBLIC_PACKAGES = (
     "hecktorseg.training",
     "hecktorseg.inference",
     "hecktorseg.evaluation",
+    "hecktorseg.review",
 )
 
 # Layer rank of each top-level part of the package; a module may import only parts of a lower
@@ -58,10 +59,11 @@ LAYERS: dict[str, float] = {
     "training": 6,
     "inference": 7,
     "evaluation": 8,
-    "demo": 9,
-    "container": 9,  # the Grand Challenge image: uses inference (and data for its sample case)
-    "cli": 10,
-    "__main__": 11,
+    "review": 9,  # the review page: uses evaluation's metrics, colours and scores
+    "demo": 10,
+    "container": 10,  # the Grand Challenge image: uses inference (and data for its sample case)
+    "cli": 11,
+    "__main__": 12,
 }
 SUBCOMMANDS = (
     "demo",
@@ -72,6 +74,7 @@ SUBCOMMANDS = (
     "dicom",
     "evaluate",
     "visualize",
+    "review",
     "export",
     "container",
 )

@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "dicom",
     "evaluate",
     "visualize",
+    "review",
     "export",
     "container",
 )

@@ -262,6 +262,9 @@ def _write(out: Path, lines: list[str], patients: list[str]) -> Path:
     """Add the learning curves and the pictures of ``patients`` to ``lines``; write ``out/report.md``."""
     lines = [
         *lines,
+        "[Review every held-out case](review/index.html): the table with flags, and each case's PET/CT "
+        "with the outlines (opens offline in a browser).",
+        "",
         "## Learning curves",
         "",
         "![learning curves](model/fold_0/learning_curves.png)",

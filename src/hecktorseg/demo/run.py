@@ -240,6 +240,7 @@ def run_demo(
 
     # 5. official HECKTOR 2020 scoring and pictures.
     evaluation = evaluate(pred_dir, test_dir, edition="2020", out_dir=out / "scores")
+    _review(pred_dir, test_dir, out, layout=None)
     pictures = out / "pictures"
     for case in discover_cases(test_dir):
         visualize_case(
@@ -320,6 +321,7 @@ def _run_demo_nodes(
     pred_dir = out / "predictions"
     predict_dataset(test_dir, pred_dir, predictor, layout=layout, progress=_stage(progress, "predict"))
     evaluation = evaluate(pred_dir, test_dir, edition=layout, layout=layout, out_dir=out / "scores")
+    _review(pred_dir, test_dir, out, layout=layout)
     pictures = out / "pictures"
     for case in discover_cases(test_dir, layout=layout):
         visualize_case(
@@ -407,3 +409,10 @@ def _train_bf16(cfg: DemoConfig) -> bool:
 def _taller(size: int) -> int:
     """The z side of the GTVp + GTVn grid: 1.5 × ``size`` rounded up to a multiple of 16."""
     return -(-(3 * size // 2) // 16) * 16
+
+
+def _review(pred_dir: Path, test_dir: Path, out: Path, *, layout: str | None) -> None:
+    """The review page of the held-out predictions (``out/review/index.html``), linked from the report."""
+    from hecktorseg.review import write_review
+
+    write_review(pred_dir, test_dir, out / "review", scores_dir=out / "scores", layout=layout)
