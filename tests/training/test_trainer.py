@@ -22,6 +22,7 @@ from hecktorseg.training import (
     eval_step,
     fold_splits,
     read_metrics_csv,
+    resolve_loss_defaults,
     train,
 )
 from hecktorseg.training.resume import RESULT_FILES, prepare_fold_dir
@@ -88,7 +89,9 @@ def test_outputs_of_a_fold(learned: tuple[TrainConfig, Path, object], preprocess
     assert raw["epoch"] == 10 and {"optimizer", "scheduler", "rng", "history"} <= set(raw)
     assert isinstance(raw["rng"]["torch"], torch.Tensor) and isinstance(raw["rng"]["numpy"][1], list)
     # the resolved config and the split
-    assert load_yaml(TrainConfig, fold / "config.yaml") == config
+    recorded = load_yaml(TrainConfig, fold / "config.yaml")
+    assert recorded == resolve_loss_defaults(config, 1) != config  # loss: auto -> the one that ran
+    assert (recorded.loss, recorded.dice_skip_absent) == ("dice_focal", False)
     split = json.loads((fold / "split.json").read_text())
     expected_split = fold_splits(preprocessed_dir, config)[0]
     assert split["val"] == list(expected_split.val) and split["train"] == list(expected_split.train)
