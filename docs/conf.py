@@ -185,6 +185,21 @@ def generate_api_pages() -> None:
 
 generate_api_pages()
 
+# -- Private base classes ------------------------------------------------------------------------
+
+
+def _public_bases(app: object, name: str, obj: object, options: object, bases: list[type]) -> None:
+    """Show the first public ancestor instead of a private base class (``_SegmentationLoss``)."""
+    for k, base in enumerate(bases):
+        while base.__name__.startswith("_") and base.__bases__:
+            base = base.__bases__[0]
+        bases[k] = base
+
+
+def setup(app: object) -> None:
+    app.connect("autodoc-process-bases", _public_bases)  # type: ignore[attr-defined]
+
+
 # -- Build-time figures --------------------------------------------------------------------------
 
 

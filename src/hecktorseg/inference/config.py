@@ -73,7 +73,7 @@ class PredictorConfig:
         lymph nodes (label 2) are never reduced to one component.
     min_gtvn_volume
         Remove GTVn (label 2) components smaller than this many mm³ on the CT
-        grid (0: keep all). See :mod:`hecktorseg.inference.postprocess`.
+        grid (0: keep all). See :func:`~hecktorseg.inference.remove_small_components`.
     window_size
         Sliding-window size (z, y, x) for inputs larger than it; default the
         preprocessing grid (``preprocess.size`` reversed).
