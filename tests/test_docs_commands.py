@@ -106,27 +106,51 @@ def test_a_bad_flag_is_caught_by_the_parse_check() -> None:
         check_with_the_cli_parser(["train", "pre", "runs", "--epochs", "two"])
 
 
-@pytest.mark.slow
-def test_marked_blocks_run_as_written_in_order(tmp_path: Path) -> None:
-    scripts = [s for run, s in markdown_blocks(README.read_text(encoding="utf-8")) if run]
-    scripts += [s for run, s in rst_blocks(SUBMISSION.read_text(encoding="utf-8")) if run]
+def _run_in_order(scripts: list[str], folder: Path) -> None:
+    """Run ``scripts`` one after another in ``folder`` with ``bash -e``, as a reader would."""
+    folder.mkdir()
     prelude = f'hecktorseg() {{ {shlex.quote(sys.executable)} -m hecktorseg "$@"; }}\n'
     prelude += f'python() {{ {shlex.quote(sys.executable)} "$@"; }}\nset -euo pipefail\n'
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     for script in scripts:
         proc = subprocess.run(
-            ["bash", "-c", prelude + script], cwd=tmp_path, env=env, capture_output=True, text=True,
+            ["bash", "-c", prelude + script], cwd=folder, env=env, capture_output=True, text=True,
             timeout=900, check=False,
         )  # fmt: skip
         assert proc.returncode == 0, f"{script}\n--- stderr:\n{proc.stderr[-3000:]}"
-    # what the commands promise is there
-    for name in ("runs/fold_0/best.pt", "runs/fold_1/best.pt", "runs26/fold_0/best.pt", "model.pt"):
-        assert (tmp_path / name).is_file(), name
-    for name in ("scores", "scores25", "scores26"):
-        assert (tmp_path / name / "summary.json").is_file(), name
-    assert list((tmp_path / "pictures").glob("*.png"))
-    assert (tmp_path / "image" / "Dockerfile").is_file() and (tmp_path / "gc-image" / "Dockerfile").is_file()
+
+
+def _gc_output(folder: Path) -> sitk.Image:
+    return sitk.ReadImage(str(folder / "images/tumor-lymph-node-segmentation/output.mha"))
+
+
+@pytest.mark.slow
+def test_readme_blocks_run_as_written_in_order(tmp_path: Path) -> None:
+    _run_in_order(
+        [s for run, s in markdown_blocks(README.read_text(encoding="utf-8")) if run], tmp_path / "r"
+    )
+    here = tmp_path / "r"
+    for name in ("runs/fold_0/best.pt", "runs25/fold_0/best.pt", "model.pt", "image/Dockerfile"):
+        assert (here / name).is_file(), name
+    for name in ("scores", "scores25"):
+        assert (here / name / "summary.json").is_file(), name
+    assert list((here / "pictures").glob("*.png"))
+
+
+@pytest.mark.slow
+def test_submission_page_blocks_run_as_written_in_order(tmp_path: Path) -> None:
+    _run_in_order([s for run, s in rst_blocks(SUBMISSION.read_text(encoding="utf-8")) if run], tmp_path / "s")
+    here = tmp_path / "s"
+    for name in (
+        "runs/fold_0/best.pt",
+        "runs/fold_1/best.pt",
+        "runs26/fold_0/best.pt",
+        "gc-image/Dockerfile",
+    ):
+        assert (here / name).is_file(), name
+    for name in ("scores", "scores26"):
+        assert (here / name / "summary.json").is_file(), name
+    ct_size = sitk.ReadImage(str(here / "gc/input/images/ct/ct.mha")).GetSize()
     for out in ("gc/output", "gc/output26", "gc/out-image"):
-        mask = sitk.ReadImage(str(tmp_path / out / "images/tumor-lymph-node-segmentation/output.mha"))
-        assert mask.GetSize() == sitk.ReadImage(str(tmp_path / "gc/input/images/ct/ct.mha")).GetSize()
+        assert _gc_output(here / out).GetSize() == ct_size, out
