@@ -6,14 +6,18 @@ and Hatt, SE-normalisation U-Net) as a library and command-line tool.
 Sub-packages, each importing only those listed before it:
 
 - :mod:`hecktorseg.io` — images, dataset layouts, box tables;
+- :mod:`hecktorseg.config` — configuration records, YAML and presets;
 - :mod:`hecktorseg.preprocessing` — reference grid, resampling, normalisation, inverse mapping;
 - :mod:`hecktorseg.data` — datasets, augmentation, synthetic phantoms;
 - :mod:`hecktorseg.models`, :mod:`hecktorseg.losses`;
 - :mod:`hecktorseg.training`;
 - :mod:`hecktorseg.inference`;
-- :mod:`hecktorseg.evaluation`.
+- :mod:`hecktorseg.evaluation`;
+- :mod:`hecktorseg.demo` (the end-to-end demo) and :mod:`hecktorseg.container` (the Grand
+  Challenge image), side by side.
 
-Shared by all of them: :mod:`hecktorseg.errors` (exceptions), :mod:`hecktorseg.reports`
+Shared by all of them: :mod:`hecktorseg.runtime` (device, precision, threads, the cache
+folder), :mod:`hecktorseg.errors` (exceptions), :mod:`hecktorseg.reports`
 (:class:`~hecktorseg.reports.BatchReport`, what a batch run did) and :mod:`hecktorseg.typing`.
 
 Importing :mod:`hecktorseg` is cheap: sub-packages load on first use.

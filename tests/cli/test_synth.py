@@ -66,3 +66,12 @@ def test_synth_config_file(tmp_path: Path) -> None:
     cfg.write_text("synthetic:\n  ct_sise: [40, 40, 20]\n")
     result = CliRunner().invoke(app, ["synth", str(tmp_path / "y"), "--config", str(cfg)])
     assert result.exit_code == 1 and "ct_sise" in result.output
+
+
+def test_progress_is_printed_as_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    """A batch job's log (stderr not a terminal) gets plain progress lines: the first and the last step."""
+    result = CliRunner().invoke(app, ["synth", str(tmp_path / "d"), "--cases", "3", "--tiny"])
+    assert result.exit_code == 0, result.output
+    steps = [line for line in result.output.splitlines() if line.startswith("synth ") and "/3" in line]
+    assert len(steps) >= 2 and steps[-1].split()[2] == "3/3", result.output
+    assert int(steps[0].split()[2].split("/")[0]) < 3

@@ -15,11 +15,13 @@ import pytest
 import SimpleITK as sitk
 from typer.testing import CliRunner
 
+from hecktorseg._version import __version__
 from hecktorseg.cli import app
 from hecktorseg.container import (
     BUILD_FILES,
     OUTPUT_RELPATH,
     TORCH_VERSION,
+    archive_name,
     build_context,
     container_predict,
     find_container_input,
@@ -152,12 +154,20 @@ def test_build_writes_a_complete_context(three_class_ckpts: list[Path], tmp_path
     assert user_line.split()[1] not in ("root", "0")
     assert all(word != "RUN" for word in instructions[user_at:])
     # a CPU torch, pinned, from the CPU index; hecktorseg from the copied source
-    assert f"torch=={TORCH_VERSION}" in docker and "download.pytorch.org/whl/cpu" in docker
+    assert (
+        "--extra-index-url https://download.pytorch.org/whl/cpu -r /opt/algorithm/requirements.txt" in docker
+    )
     assert "COPY src/" in docker and "COPY models/" in docker
+    # the base image pinned by tag and, for a known Python, by digest
+    base = next(line for line in docker.splitlines() if line.startswith("FROM ")).split()[1]
+    assert re.fullmatch(r"python:3\.\d+-slim(@sha256:[0-9a-f]{64})?", base)
     entry = next(line for line in docker.splitlines() if line.startswith("ENTRYPOINT"))
     assert "entrypoint.py" in entry and not re.search(r"pip|curl|wget|http", entry)
     requirements = (out / "requirements.txt").read_text().split()
     assert all("==" in r for r in requirements) and any(r.startswith("numpy==") for r in requirements)
+    assert f"torch=={TORCH_VERSION}+cpu" in requirements and any(
+        r.startswith("openvino==") for r in requirements
+    )
     entrypoint = (out / "entrypoint.py").read_text()
     assert "http" not in entrypoint and "--tta" in entrypoint and "'--min-gtvn-volume', '50.0'" in entrypoint
     script = (out / "run_sample.sh").read_text()
@@ -166,6 +176,10 @@ def test_build_writes_a_complete_context(three_class_ckpts: list[Path], tmp_path
     assert info["tta"] is True and len(info["models"]) == 2 and len(info["models"][0]["sha256"]) == 64
     readme = (out / "README.md").read_text()
     assert "docker save" in readme and "output.mha" in readme
+    assert "PYTHONPATH=src python entrypoint.py --input sample/input" in readme
+    # the model list is nested under its heading item
+    assert "\n  - `models/model_0.pt`\n  - `models/model_1.pt`\n" in readme
+    assert f"> {archive_name('hecktorseg-gc:' + __version__)}" in readme
     # the context is not silently replaced
     with pytest.raises(ConfigError, match="not empty"):
         build_context(out, three_class_ckpts)
@@ -186,12 +200,13 @@ def test_built_entry_point_runs_on_folders(
     env = {**os.environ, "PYTHONPATH": str(out / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [sys.executable, str(out / "entrypoint.py"), "--input", str(gc_in), "--output", str(tmp_path / "out"),
-         "--device", "cpu"],
+         "--device", "cpu", "--threads", "1"],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     got = sitk.ReadImage(str(tmp_path / "out" / OUTPUT_RELPATH))
-    predictor = Predictor.from_checkpoints([three_class_ckpts[0]], device="cpu")
+    # the same thread count on both sides: a random model has near-ties that the summation order can flip
+    predictor = Predictor.from_checkpoints([three_class_ckpts[0]], device="cpu", num_threads=1)
     want = predictor.predict_case(cases[1]).mask
     np.testing.assert_array_equal(sitk.GetArrayFromImage(got), sitk.GetArrayFromImage(want))
     # it read only the input and wrote only the output

@@ -7,6 +7,7 @@ import functools
 import inspect
 import logging
 import re
+import time
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -68,6 +69,7 @@ def setup_logging(verbose: int = 0) -> None:
 FLAG_EXCEPTIONS: dict[str, str] = {
     "bbox_table": "--bbox",
     "check_intensities=False": "--allow-implausible-intensities",
+    "variant_name": "--variant",
 }
 """Library parameter (or ``parameter=value``) → command-line flag, where the flag is not simply
 ``--parameter-name`` (``--no-parameter-name`` for ``=False``)."""
@@ -164,7 +166,15 @@ def _os_error_line(exc: OSError) -> str:
 
 @contextlib.contextmanager
 def progress_bar(description: str, *, disable: bool = False) -> Iterator[Callable[[int, int, str], None]]:
-    """A rich progress bar, yielded as a :data:`~hecktorseg.typing.ProgressCallback`."""
+    """A rich progress bar, yielded as a :data:`~hecktorseg.typing.ProgressCallback`.
+
+    When stderr is not a terminal (a log file, a batch job, a pipe) a bar would print nothing
+    until the end, so plain lines are printed instead: the first step, the last, and the steps
+    in between at most every :data:`PLAIN_PROGRESS_SECONDS`.
+    """
+    if not disable and not err_console.is_terminal:
+        yield _plain_progress(description)
+        return
     progress = Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -184,6 +194,27 @@ def progress_bar(description: str, *, disable: bool = False) -> Iterator[Callabl
 
     with progress:
         yield update
+
+
+PLAIN_PROGRESS_SECONDS = 10.0
+"""Least interval between two progress lines when stderr is not a terminal."""
+
+
+def _plain_progress(description: str) -> Callable[[int, int, str], None]:
+    last = {"completed": -1, "time": float("-inf")}
+
+    def update(completed: int, total: int, message: str = "") -> None:
+        now = time.monotonic()
+        if completed == last["completed"]:
+            return
+        if completed < total and last["completed"] >= 0 and now - last["time"] < PLAIN_PROGRESS_SECONDS:
+            return
+        last.update(completed=completed, time=now)
+        err_console.print(
+            f"{description}: {completed}/{total} {message}".rstrip(), highlight=False, markup=False
+        )
+
+    return update
 
 
 def _cli_annotation(tp: Any) -> tuple[Any, Callable[[Any], Any]]:

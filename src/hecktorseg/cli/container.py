@@ -92,6 +92,24 @@ def register(app: typer.Typer) -> None:
         image: Optional[str] = typer.Option(  # noqa: UP045
             None, "--image", help="Image tag used by run_sample.sh (default hecktorseg-gc:VERSION)."
         ),
+        variant: str = typer.Option(
+            "cpu",
+            "--variant",
+            help="cpu: CPU-only PyTorch (small); gpu: CUDA PyTorch, a GPU with fp16 when given one, else the CPU.",
+        ),
+        offline: bool = typer.Option(
+            False,
+            "--offline",
+            help="Download every wheel into OUT_DIR/wheels now: docker build needs no network.",
+        ),
+        torch_index_url: Optional[str] = typer.Option(  # noqa: UP045
+            None,
+            "--torch-index-url",
+            help="Package index of the variant's PyTorch (default: the variant's; '' for pip's configured ones).",
+        ),
+        base_image: Optional[str] = typer.Option(  # noqa: UP045
+            None, "--base-image", help="FROM image (default python:<this Python>-slim pinned by digest)."
+        ),
         force: bool = typer.Option(False, "--force", help="Replace a non-empty OUT_DIR."),
     ) -> None:
         """Write a Docker build context: Dockerfile, checkpoints, entry point, run_sample.sh, README."""
@@ -107,6 +125,10 @@ def register(app: typer.Typer) -> None:
             sample=sample,
             force=force,
             image=image,
+            variant_name=variant,
+            offline=offline,
+            torch_index_url=torch_index_url,
+            base_image=base_image,
         )
         console.print(
             f"build context with {len(result.models)} model(s) → {result.out_dir} "

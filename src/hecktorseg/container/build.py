@@ -4,10 +4,12 @@
 image::
 
     OUT/
-      Dockerfile          CPU PyTorch (pinned, from the PyTorch CPU index) + this hecktorseg
+      Dockerfile          python slim (tag + digest), the pinned requirements, this hecktorseg
       .dockerignore
-      requirements.txt    hecktorseg's dependencies pinned to the versions installed here
+      requirements.txt    every dependency pinned: PyTorch of the variant (CPU or CUDA
+                          build), the rest at the versions installed here
       src/hecktorseg/     this hecktorseg's source (or wheels/<wheel> with ``wheel=``)
+      wheels/             with ``offline=True``: every wheel, so ``docker build`` needs no network
       models/model_K.pt   the checkpoints (an ensemble if several)
       entrypoint.py       runs ``hecktorseg container predict`` on /input → /output
       run_sample.sh       builds the image and runs it on sample/input (docker run --network none)
@@ -23,7 +25,6 @@ writes only ``/output`` (Python writes no byte code, matplotlib is not imported)
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
 import shutil
@@ -34,27 +35,25 @@ import attrs
 
 import hecktorseg
 from hecktorseg._version import __version__
+from hecktorseg.container.dependencies import (
+    pinned_requirements,
+    variant,
+    vendor_wheels,
+)
 from hecktorseg.container.templates import (
-    TORCH_INDEX_URL,
-    TORCH_VERSION,
+    BASE_IMAGE_DIGESTS,
     _dockerfile,
     _entrypoint,
     _python_tag,
     _readme,
     _run_sample,
+    default_base_image,
 )
 from hecktorseg.errors import ConfigError, DataError
 from hecktorseg.io import atomic_write_text, write_image
 from hecktorseg.typing import PathLike
 
-__all__ = [
-    "BUILD_FILES",
-    "TORCH_INDEX_URL",
-    "TORCH_VERSION",
-    "BuildResult",
-    "build_context",
-    "pinned_requirements",
-]
+__all__ = ["BUILD_FILES", "BuildResult", "build_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +67,6 @@ BUILD_FILES = (
     "README.md",
 )
 """Files every build context holds (besides the models, the package and the sample)."""
-
-_DEPENDENCIES = ("numpy", "SimpleITK", "scipy", "attrs", "typer", "PyYAML", "rich", "matplotlib")
 
 
 @attrs.frozen
@@ -89,18 +86,6 @@ class BuildResult:
     out_dir: Path
     models: tuple[Path, ...]
     files: tuple[str, ...]
-
-
-def pinned_requirements() -> list[str]:
-    """``name==version`` of hecktorseg's run-time dependencies (torch excluded) as installed here."""
-    lines = []
-    for name in _DEPENDENCIES:
-        try:
-            lines.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            logger.warning("%s is not installed here; the image gets its newest version", name)
-            lines.append(name)
-    return lines
 
 
 def _sha256(path: Path) -> str:
@@ -131,6 +116,10 @@ def build_context(
     wheel: PathLike | None = None,
     sample: bool = True,
     image: str | None = None,
+    variant_name: str = "cpu",
+    offline: bool = False,
+    torch_index_url: str | None = None,
+    base_image: str | None = None,
     force: bool = False,
 ) -> BuildResult:
     """Write a Docker build context for a Grand Challenge submission (see the module docstring).
@@ -152,6 +141,18 @@ def build_context(
         Write one synthetic case to ``sample/input``.
     image
         Image tag used by ``run_sample.sh`` and the README (default ``hecktorseg-gc:<version>``).
+    variant_name
+        ``"cpu"`` (CPU-only PyTorch) or ``"gpu"`` (CUDA PyTorch; the image uses a GPU with fp16
+        autocast when it is given one, the CPU otherwise): see :data:`VARIANTS`.
+    offline
+        Download every wheel into ``wheels/`` now (with pip), so that ``docker build`` needs no
+        network (``pip install --no-index --find-links``).
+    torch_index_url
+        The package index of the variant's PyTorch build (default: the variant's; ``""``: only
+        the indexes pip is configured with, e.g. a local mirror).
+    base_image
+        The ``FROM`` image (default ``python:<this Python>-slim`` pinned by digest, see
+        :data:`BASE_IMAGE_DIGESTS`).
     force
         Replace an existing non-empty ``out_dir``.
 
@@ -165,6 +166,19 @@ def build_context(
     from hecktorseg.inference import Predictor
 
     image = image or f"hecktorseg-gc:{__version__}"
+    chosen = variant(variant_name)
+    index_url = chosen.torch_index_url if torch_index_url is None else torch_index_url
+    requirements = pinned_requirements(chosen.name)
+    if base_image is None:
+        base_image = default_base_image()
+        if "@sha256:" not in base_image:
+            logger.warning(
+                "no known digest of %s (known: Python %s): the base image is pinned by tag only; "
+                "pass base_image='%s@sha256:...'",
+                base_image,
+                ", ".join(sorted(BASE_IMAGE_DIGESTS)),
+                base_image,
+            )
     paths = [Path(m) for m in models]
     if not paths:
         raise ConfigError("no checkpoint given", hint="pass at least one checkpoint path in models")
@@ -212,16 +226,21 @@ def build_context(
             )
         wheel_name = wheel_path.name if wheel_path is not None else None
         files = {
-            "Dockerfile": _dockerfile(len(paths), wheel_name),
+            "Dockerfile": _dockerfile(
+                len(paths), wheel_name, chosen, offline=offline, base_image=base_image, index_url=index_url
+            ),
             ".dockerignore": "sample/output/\n**/__pycache__/\n*.pyc\n",
-            "requirements.txt": "\n".join(pinned_requirements()) + "\n",
-            "entrypoint.py": _entrypoint(names, tta, largest_component, min_gtvn_volume),
-            "run_sample.sh": _run_sample(image),
-            "README.md": _readme(image, names, tta, wheel_name, sample),
+            "requirements.txt": "\n".join(requirements) + "\n",
+            "entrypoint.py": _entrypoint(names, tta, largest_component, min_gtvn_volume, chosen.name),
+            "run_sample.sh": _run_sample(image, chosen.name),
+            "README.md": _readme(image, names, tta, wheel_name, sample, chosen, offline),
             "build-info.json": json.dumps(
                 {
                     "hecktorseg_version": __version__,
-                    "torch": f"torch=={TORCH_VERSION} ({TORCH_INDEX_URL})",
+                    "variant": chosen.name,
+                    "torch": f"{chosen.torch_requirement} ({index_url or 'the configured pip indexes'})",
+                    "base_image": base_image,
+                    "offline": offline,
                     "python": _python_tag(),
                     "image": image,
                     "tta": tta,
@@ -240,6 +259,8 @@ def build_context(
             atomic_write_text(staging / name, text)
         for name in ("entrypoint.py", "run_sample.sh"):
             (staging / name).chmod(0o755)
+        if offline:
+            vendor_wheels(staging / "requirements.txt", staging / "wheels", index_url=index_url)
         if sample:
             _write_sample(staging / "sample" / "input", seed=0)
         if out.exists():
@@ -248,6 +269,9 @@ def build_context(
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise DataError(f"cannot write the build context ({exc})", path=out) from None
+    except DataError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     logger.info("build context for %d model(s) in %s", len(paths), out)
     return BuildResult(out_dir=out, models=tuple(out / n for n in names), files=tuple(written))

@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 import SimpleITK as sitk
 
+from hecktorseg.container.dependencies import variant
 from hecktorseg.errors import DataError
 from hecktorseg.inference import Predictor
 from hecktorseg.io import IMAGE_SUFFIXES, Case, write_image
@@ -42,6 +43,7 @@ __all__ = [
     "ContainerResult",
     "container_predict",
     "find_container_input",
+    "image_runtime",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,6 +121,30 @@ def _single_image(folder: Path, role: str) -> Path:
             hint=f"leave exactly one {role.upper()} image ({', '.join(IMAGE_SUFFIXES)}) in this folder",
         )
     return found[0]
+
+
+def image_runtime(variant_name: str = "cpu") -> tuple[str, str]:
+    """The device and precision an image of ``variant_name`` runs on, chosen when it starts.
+
+    The ``gpu`` image takes the first CUDA device with fp16 autocast when PyTorch sees one, and
+    the CPU otherwise; the ``cpu`` image always the CPU. On the CPU the precision stays
+    ``"auto"`` (the fastest backend and precision verified on that CPU).
+
+    Returns
+    -------
+    tuple of str
+        ``(device, precision)`` as ``container predict --device --precision`` take them.
+
+    Raises
+    ------
+    ConfigError
+        An unknown variant.
+    """
+    import torch
+
+    if variant(variant_name).name == "gpu" and torch.cuda.is_available():
+        return "cuda", "fp16"
+    return "cpu", "auto"
 
 
 def find_container_input(input_dir: PathLike = "/input") -> ContainerInput:

@@ -10,7 +10,7 @@
 - :func:`predict_dataset` predicts a dataset folder (``OUT/<PID>.nii.gz``),
   skipping finished cases and reporting failures; :func:`predict_dicom` a DICOM folder,
   with RTSTRUCT or DICOM-SEG results.
-- :mod:`~hecktorseg.inference.postprocess`: the largest GTVp component and the
+- :func:`keep_largest_component`, :func:`remove_small_components`: the largest GTVp component and the
   removal of small GTVn components (mm³ on the CT grid).
 - :func:`sliding_window_predict` blends overlapping windows with Gaussian
   weights for inputs larger than the network's grid.

@@ -88,7 +88,7 @@ def map_to_ct_grid(
     Each class probability (ensemble members and mirrorings already averaged per class)
     is resampled onto the CT grid with the same linear interpolation; one channel is
     thresholded at ``threshold``, several are arg-maxed (ties: the lower label).
-    Post-processing (:func:`~hecktorseg.inference.postprocess.postprocess_mask`) follows on
+    Post-processing (:func:`~hecktorseg.inference.postprocess_mask`) follows on
     the CT grid. ``variance`` (if given) becomes the uncertainty map (multi-class: the mean
     over the foreground classes).
     """

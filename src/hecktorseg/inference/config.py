@@ -75,7 +75,7 @@ class PredictorConfig:
     min_gtvn_volume
         Remove GTVn (label 2) components smaller than this many mm³ on the CT
         grid (0: keep all; default :data:`~hecktorseg.inference.MIN_GTVN_VOLUME_MM3`,
-        chosen on validation phantoms). See :mod:`hecktorseg.inference.postprocess`.
+        chosen on validation phantoms). See :func:`~hecktorseg.inference.remove_small_components`.
     window_size
         Sliding-window size (z, y, x) for inputs larger than it; default the
         preprocessing grid (``preprocess.size`` reversed).

@@ -363,7 +363,7 @@ class Predictor:
         (ensemble members and mirrorings already averaged per class) is resampled
         onto the CT grid with the same linear interpolation, and the label of a CT
         voxel is the class with the highest resampled probability (ties: the lower
-        label). Post-processing (:func:`~hecktorseg.inference.postprocess.postprocess_mask`)
+        label). Post-processing (:func:`~hecktorseg.inference.postprocess_mask`)
         follows on the CT grid.
         """
         x = stack_channels(

@@ -217,7 +217,10 @@ class TrainConfig:
     )
     channels_last: bool = attrs.field(
         default=False,
-        metadata={"help": "Use the channels-last-3d memory format (about 10 % faster on a 2-core CPU)."},
+        metadata={
+            "help": "Use the channels-last-3d memory format (a 64^3 float32 training step took 27 % less "
+            "time on a 2-core CPU; with amp it is the faster layout)."
+        },
     )
     num_threads: int | None = attrs.field(
         default=None, validator=_positive, metadata={"help": "CPU threads for torch (null: torch's default)."}
@@ -227,7 +230,8 @@ class TrainConfig:
         validator=_non_negative,
         metadata={
             "help": "Data-loading worker processes per training process (0: load in the training process). "
-            "A 144^3 rotation takes about 0.5 s on one core, so a fast GPU needs about 4."
+            "One augmented 144^3 sample (rotation, mirroring) takes about 1 s on one core, so a fast GPU "
+            "needs about 4."
         },
     )
     cache: bool = attrs.field(
