@@ -4,7 +4,8 @@
   builds network input with :func:`hecktorseg.preprocessing.stack_channels`;
 - :mod:`hecktorseg.data.augmentation`: random rotation and mirroring on tensors
   (:class:`RandomRotation`, :class:`SequentialRotation` — the paper's —,
-  :class:`RandomMirror`, :class:`Compose`);
+  :class:`RandomMirror`, :class:`Compose`); :class:`BatchAugmenter` does the same on whole
+  batches on the training device, with :class:`DeviceVolumes` keeping the volumes there;
 - :mod:`hecktorseg.data.synthetic`: PET/CT phantoms in the HECKTOR layouts.
 
 The synthetic-data names are imported eagerly; the torch-based ones on first use.
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from hecktorseg.data.dataset import EpochTaggedSampler as EpochTaggedSampler
     from hecktorseg.data.dataset import PreprocessedDataset as PreprocessedDataset
     from hecktorseg.data.dataset import sample_seed as sample_seed
+    from hecktorseg.data.device_augmentation import BatchAugmenter as BatchAugmenter
+    from hecktorseg.data.device_augmentation import DeviceVolumes as DeviceVolumes
 
 # The one list of public names: name → sub-module that defines it. The torch-based names load
 # on first access, so synthesising data (and the CLI) stays fast.
@@ -49,6 +52,8 @@ _EXPORTS = {
     "EpochTaggedSampler": "dataset",
     "PreprocessedDataset": "dataset",
     "sample_seed": "dataset",
+    "BatchAugmenter": "device_augmentation",
+    "DeviceVolumes": "device_augmentation",
     "Phantom": "synthetic",
     "SyntheticConfig": "synthetic",
     "make_phantom": "synthetic",
