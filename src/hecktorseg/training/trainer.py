@@ -35,6 +35,7 @@ from hecktorseg.runtime import set_threads
 from hecktorseg.training.classes import aggregated_dice, dataset_n_classes, selection_score
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.device import train_device, train_precision
+from hecktorseg.training.device_data import augment_device_name, device_batches_for
 from hecktorseg.training.distributed import DistContext, all_reduce_sum, barrier
 from hecktorseg.training.factory import build_train_model
 from hecktorseg.training.history import (
@@ -46,8 +47,9 @@ from hecktorseg.training.history import (
 )
 from hecktorseg.training.loaders import make_loaders
 from hecktorseg.training.resume import check_resumed_config
+from hecktorseg.training.runinfo import RunInfo, apply_tf32
 from hecktorseg.training.seeding import deterministic_algorithms, rng_state, seed_everything, set_rng_state
-from hecktorseg.training.steps import eval_step_stats, train_step
+from hecktorseg.training.steps import eval_step_stats, train_step_loss
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = ["Trainer"]
@@ -111,6 +113,7 @@ class Trainer:
         self.ctx = ctx if ctx is not None else DistContext()
         self.device = train_device(config, self.ctx)
         self.amp_dtype, use_scaler = train_precision(config, self.device)
+        tf32 = apply_tf32(config.tf32, self.device)
         self.memory_format = torch.channels_last_3d if config.channels_last else torch.contiguous_format
         set_threads(config.num_threads)
         if model is None:
@@ -123,6 +126,8 @@ class Trainer:
         if self.ctx.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        if config.compile:
+            self.net = torch.compile(self.net)  # type: ignore[assignment]
         self.loss_fn = loss_fn if loss_fn is not None else build_loss(config.loss)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
@@ -144,6 +149,20 @@ class Trainer:
         self.train_sampler, self.train_loader, self.val_loader = make_loaders(
             config, train_dataset, val_dataset, self.ctx, self.device
         )
+        self.device_batches = device_batches_for(config, train_dataset, self.device)
+        self.runtime = RunInfo.resolve(
+            self.device,
+            self.amp_dtype,
+            grad_scaler=self.scaler is not None,
+            batch_size=config.batch_size,
+            world_size=self.ctx.world_size,
+            augment_device=augment_device_name(train_dataset, self.device_batches),
+            channels_last=config.channels_last,
+            compiled=config.compile,
+            tf32=tf32,
+        )
+        """What this run resolved to (device, precision, batch, augmentation device, options)."""
+        self.metadata["runtime"] = self.runtime.to_dict()
 
     # -- paths ------------------------------------------------------------------------------------
     @property
@@ -229,17 +248,26 @@ class Trainer:
         n_batches = len(self.train_loader)
         if config.max_train_batches_per_epoch is not None:
             n_batches = min(n_batches, config.max_train_batches_per_epoch)
+        # The loss stays on the device and is summed there; the host reads it (one synchronisation)
+        # only every `interval` steps and after the last. On the CPU reading it costs nothing: every step.
+        interval = config.log_interval if self.device.type == "cuda" else 1
+        running = torch.zeros((), dtype=torch.float64, device=self.device)
         total_loss = 0.0
         count = 0
         samples = 0
         wait = 0.0
         start = time.perf_counter()
         tick = start
-        for b, batch in enumerate(self.train_loader):
+        batches = (
+            self.device_batches.batches(self.train_sampler)
+            if self.device_batches is not None
+            else self.train_loader
+        )
+        for b, batch in enumerate(batches):
             if b >= n_batches:
                 break
             wait += time.perf_counter() - tick
-            loss = train_step(
+            loss = train_step_loss(
                 self.net,
                 batch,
                 self.loss_fn,
@@ -250,15 +278,18 @@ class Trainer:
                 grad_clip=config.grad_clip,
                 memory_format=self.memory_format,
             )
-            if not math.isfinite(loss):
-                raise DataError(
-                    f"training loss became {loss} in epoch {epoch}",
-                    hint="lower the learning rate, disable AMP, or check the data",
-                )
-            total_loss += loss
+            running += loss.double()
             count += 1
             samples += int(batch["image"].shape[0])
             tick = time.perf_counter()
+            if (b + 1) % interval and b + 1 < n_batches:
+                continue
+            total_loss = float(running)
+            if not math.isfinite(total_loss):
+                raise DataError(
+                    f"training loss became {total_loss} in epoch {epoch} (by step {b + 1})",
+                    hint="lower the learning rate, disable AMP, or check the data",
+                )
             if progress is not None and self.ctx.is_main:
                 speed = samples / max(tick - start, 1e-9)
                 progress(
@@ -266,6 +297,7 @@ class Trainer:
                     config.epochs,
                     f"{b + 1}/{n_batches} loss {total_loss / count:.3f} {speed:.2f}/s",
                 )
+        total_loss = float(running)
         seconds = time.perf_counter() - start
         loss_sum, n = all_reduce_sum([total_loss, float(count)], self.ctx, self.device)
         if seconds > 0:
@@ -359,7 +391,8 @@ class Trainer:
                 logger.info("no %s yet: starting fold from scratch", self.last_path)
             if self.ctx.is_main:
                 ensure_output_dir(self.fold_dir)
-                save_yaml(config, self.fold_dir / "config.yaml")
+                save_yaml(config, self.fold_dir / "config.yaml", header=self.runtime.yaml_comment())
+                logger.info("training on %s", self.runtime.describe())
             if progress is not None and self.ctx.is_main:
                 progress(self.epoch, config.epochs, "starting")
             while self.epoch < config.epochs:
@@ -422,4 +455,5 @@ class Trainer:
             best_epoch=self.best_epoch,
             metrics_csv=self.metrics_path,
             history=tuple(self.history),
+            runtime=self.runtime,
         )
