@@ -9,12 +9,23 @@ from hecktorseg.io import atomic_write_text
 
 if TYPE_CHECKING:
     from hecktorseg.demo.run import DemoConfig
+    from hecktorseg.training import TrainResult
 
 __all__ = ["departures_from_paper", "write_report", "write_report_nodes"]
 
 
-def departures_from_paper(cfg: DemoConfig) -> list[tuple[str, str, str]]:
+def _where(result: TrainResult | None) -> str:
+    """Where the demo trained, from the run's own record (never assumed)."""
+    runtime = result.runtime if result is not None else None
+    if runtime is None:
+        return "(not recorded)"
+    return f"{runtime.device} ({runtime.device_name})" if runtime.on_gpu else "the CPU"
+
+
+def departures_from_paper(cfg: DemoConfig, result: TrainResult | None = None) -> list[tuple[str, str, str]]:
     """Every setting in which the demo departs from the paper: ``(setting, paper, demo)`` rows.
+
+    The hardware row states what the training ``result`` ran on (device, batch, precision).
 
     The demo trains with these values (see :func:`run_demo`); they make it fit in a few minutes
     on a CPU, and they make its Dice a phantom figure, not comparable with the paper's 0.759.
@@ -46,21 +57,36 @@ def departures_from_paper(cfg: DemoConfig) -> list[tuple[str, str, str]]:
         ),
         ("rotation", "p 0.5, 1–3 axes one after the other, 0–44° with random sign, 0 fill", "none"),
         ("mirroring", "p 0.5 over 0–3 axes (flipped at all: 0.375)", "p 0.5 over 1–3 axes (flipped: 0.5)"),
-        ("hardware", "two GPUs, batch 1 each", "CPU, batch 1, fp32"),
+        (
+            "hardware",
+            "two GPUs, batch 1 each",
+            result.runtime.hardware()
+            if result is not None and result.runtime is not None
+            else "(not recorded)",
+        ),
     ]
 
 
 def write_report(
-    out: Path, cfg: DemoConfig, mean_dice: float, per_case: dict[str, float], best_val: float, seconds: float
+    out: Path,
+    cfg: DemoConfig,
+    mean_dice: float,
+    per_case: dict[str, float],
+    best_val: float,
+    seconds: float,
+    result: TrainResult | None = None,
 ) -> Path:
-    """Write ``out/report.md`` of the 2020 demo: scores, per-case Dice, departures from the paper, pictures."""
-    departures = departures_from_paper(cfg)
+    """Write ``out/report.md`` of the 2020 demo: scores, per-case Dice, departures from the paper, pictures.
+
+    ``result`` (the training's) gives the device, batch and precision the report states.
+    """
+    departures = departures_from_paper(cfg, result)
     lines = [
         "# hecktorseg demo report",
         "",
         f"Synthetic HECKTOR 2020-style phantoms: {cfg.n_train} for training ({cfg.n_val} of them validate), "
         f"{cfg.n_test} held out. Preprocessed to {cfg.size}³ voxels of {cfg.spacing} mm; "
-        f"SE-norm U-Net with {cfg.n_filters} filters trained for {cfg.epochs} epochs on the CPU.",
+        f"SE-norm U-Net with {cfg.n_filters} filters trained for {cfg.epochs} epochs on {_where(result)}.",
         "",
         f"- Best validation Dice (reference grid): **{best_val:.3f}**",
         f"- Held-out mean Dice, official 2020 rules (original CT grids): **{mean_dice:.3f}**",
@@ -102,8 +128,9 @@ def write_report_nodes(
     seconds: float,
     *,
     depth: int,
+    result: TrainResult | None = None,
 ) -> Path:
-    """Write ``out/report.md`` of the GTVp + GTVn demo (``depth``: the z side of its grid)."""
+    """Write ``out/report.md`` of the GTVp + GTVn demo (``depth``: the z side of its grid; ``result``: the training's)."""
     columns = ("dice_GTVp", "dice_GTVn", "gtvn_lesions_gt", "gtvn_tp", "gtvn_fp", "gtvn_fn")
     rows = [
         f"| {pid} | "
@@ -119,7 +146,8 @@ def write_report_nodes(
         f"lymph nodes each): {cfg.n_train} for training ({cfg.n_val} of them validate), {cfg.n_test} held "
         f"out. Preprocessed to {cfg.size}×{cfg.size}×{depth} voxels of {cfg.spacing} mm; "
         f"SE-norm U-Net with {cfg.n_filters} filters and 3 outputs (background / GTVp / GTVn) trained "
-        f"for {cfg.epochs} epochs on the CPU.",
+        f"for {cfg.epochs} epochs on {_where(result)}"
+        + (f" ({result.runtime.hardware()})." if result is not None and result.runtime is not None else "."),
         "",
         "Held-out scores by the HECKTOR 2025 rules (labels 0/1/2 on the original CT grids):",
         "",

@@ -179,7 +179,7 @@ def run_demo(
 
     seconds = time.perf_counter() - start
     per_case = {str(k): float(v) for k, v in evaluation.per_case_dice.items()}
-    report = write_report(out, cfg, evaluation.mean_dice, per_case, result.best_dice, seconds)
+    report = write_report(out, cfg, evaluation.mean_dice, per_case, result.best_dice, seconds, result)
     return DemoResult(
         out_dir=out,
         report=report,
@@ -255,7 +255,7 @@ def _run_demo_nodes(
     summary = dict(evaluation.summary)
     per_case = {c.patient_id: dict(c.metrics) for c in evaluation.cases}
     report = write_report_nodes(
-        out, cfg, summary, per_case, result.best_dice, seconds, depth=_taller(cfg.size)
+        out, cfg, summary, per_case, result.best_dice, seconds, depth=_taller(cfg.size), result=result
     )
     return DemoResult(
         out_dir=out,
