@@ -4,7 +4,7 @@ The configuration says what was *asked* (``device: auto``, ``amp: null``); :clas
 records what that *resolved to* on this machine, from the objects the trainer built. It goes
 into the training log, the head of ``config.yaml`` (as comments, so the file still loads as a
 :class:`~hecktorseg.training.TrainConfig`), every checkpoint's ``metadata["runtime"]`` and
-:attr:`TrainResult.runtime <hecktorseg.training.TrainResult.runtime>`, so reports can state it
+``TrainResult.runtime``, so reports can state it
 instead of assuming it.
 """
 
