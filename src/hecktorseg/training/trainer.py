@@ -14,6 +14,8 @@ holds — so a resumed run reproduces an uninterrupted one exactly (on CPU, with
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import math
 import time
@@ -50,6 +52,7 @@ from hecktorseg.training.resume import check_resumed_config
 from hecktorseg.training.runinfo import RunInfo, apply_tf32
 from hecktorseg.training.seeding import deterministic_algorithms, rng_state, seed_everything, set_rng_state
 from hecktorseg.training.steps import eval_step_stats, train_step_loss
+from hecktorseg.training.writer import BackgroundWriter
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = ["Trainer"]
@@ -163,6 +166,9 @@ class Trainer:
         )
         """What this run resolved to (device, precision, batch, augmentation device, options)."""
         self.metadata["runtime"] = self.runtime.to_dict()
+        self.background_writes: bool = self.device.type == "cuda"
+        """Write checkpoints, metrics and plots on a background thread (default: on CUDA)."""
+        self._writer = BackgroundWriter(False)
 
     # -- paths ------------------------------------------------------------------------------------
     @property
@@ -370,8 +376,24 @@ class Trainer:
             val_score=selection_score(mean_dice, per_class, agg),
         )
 
-    def _save_last(self) -> None:
-        save_checkpoint(self.last_path, self.model, metadata=self._metadata(), extra=self.state_extra())
+    def _write_results(self, improved: bool, *, plot: bool) -> None:
+        """``best.pt`` (if ``improved``), ``last.pt``, ``metrics.csv`` and the plot, via the writer.
+
+        A background writer gets snapshots (copies of the weights and the optimizer state, taken
+        now), so what it writes is this epoch's state whatever training does meanwhile.
+        """
+        writer = self._writer
+        model, extra = self.model, self.state_extra()
+        if writer.enabled:
+            model, extra = copy.deepcopy(model), copy.deepcopy(extra)
+        metadata = self._metadata()
+        history = list(self.history)
+        if improved:
+            writer.submit(save_checkpoint, self.best_path, model, metadata=metadata)
+        writer.submit(save_checkpoint, self.last_path, model, metadata=metadata, extra=extra)
+        writer.submit(write_metrics_csv, history, self.metrics_path)
+        if plot:
+            writer.submit(plot_learning_curves, history, self.fold_dir / "learning_curves.png")
 
     def fit(self, *, resume: bool = False, progress: ProgressCallback | None = None) -> TrainResult:
         """Train until ``config.epochs`` (continuing from ``last.pt`` if ``resume`` and it exists).
@@ -395,8 +417,15 @@ class Trainer:
                 logger.info("training on %s", self.runtime.describe())
             if progress is not None and self.ctx.is_main:
                 progress(self.epoch, config.epochs, "starting")
-            while self.epoch < config.epochs:
-                self._run_epoch(self.epoch + 1, progress)
+            self._writer = BackgroundWriter(self.background_writes and self.ctx.is_main)
+            try:
+                while self.epoch < config.epochs:
+                    self._run_epoch(self.epoch + 1, progress)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    self._writer.close()
+                raise
+            self._writer.close()  # every file written (or its failure raised) before fit returns
         barrier(self.ctx)
         return self.result()
 
@@ -432,12 +461,7 @@ class Trainer:
             self.best_dice = score
             self.best_epoch = epoch
         if self.ctx.is_main:
-            if improved:
-                save_checkpoint(self.best_path, self.model, metadata=self._metadata())
-            self._save_last()
-            write_metrics_csv(self.history, self.metrics_path)
-            if config.plot and math.isfinite(score):
-                plot_learning_curves(self.history, self.fold_dir / "learning_curves.png")
+            self._write_results(improved, plot=config.plot and math.isfinite(score))
         speed = samples / max(train_seconds, 1e-9)
         message, short = epoch_messages(row, self.best_dice, speed)
         if self.ctx.is_main:
