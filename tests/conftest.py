@@ -66,6 +66,47 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers used across the suite (``--strict-markers`` is on)."""
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped when none is available")
     config.addinivalue_line("markers", "network: needs network access; skipped unless HECKTORSEG_NETWORK=1")
+    if os.environ.get(FAKE_CUDA_ENV) == "1":
+        import torch
+
+        _pretend_cuda(pytest.MonkeyPatch(), torch)  # for the whole session (see FAKE_CUDA_ENV)
+
+
+FAKE_CUDA_ENV = "HECKTORSEG_FAKE_CUDA"
+"""Set to 1 to run tests as if CUDA were visible (an audit on a CPU-only machine).
+
+``torch.cuda.is_available()`` then answers True for the whole session, so every ``"auto"``
+device resolves to CUDA; a test that silently relies on the auto device being the CPU then
+fails with torch's "not compiled with CUDA" error, exactly where it would pick the GPU on a
+real CUDA machine. (``gpu``-marked tests are still skipped: they need a real device.)
+"""
+
+
+def _pretend_cuda(monkeypatch: pytest.MonkeyPatch, torch: object) -> None:
+    """Make torch report one CUDA device (compute capability 9.0) without touching any GPU."""
+    cuda = torch.cuda  # type: ignore[attr-defined]
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(cuda, "get_device_name", lambda *a, **k: "Pretend GPU")
+    monkeypatch.setattr(cuda, "get_device_capability", lambda *a, **k: (9, 0))
+
+
+@pytest.fixture
+def cuda_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test runs as if one CUDA device were visible (device-choice logic only: nothing runs on it)."""
+    import torch
+
+    _pretend_cuda(monkeypatch, torch)
+
+
+@pytest.fixture
+def cuda_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test runs as if no CUDA device were visible, whatever the machine has."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,7 +114,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if any(item.get_closest_marker("gpu") for item in items):
         import torch
 
-        if not torch.cuda.is_available():
+        if not torch.cuda.is_available() or os.environ.get(FAKE_CUDA_ENV) == "1":
             skip_gpu = pytest.mark.skip(reason="no CUDA device")
             for item in items:
                 if item.get_closest_marker("gpu"):

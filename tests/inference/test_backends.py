@@ -429,6 +429,31 @@ def test_cli_unknown_or_missing_backend_is_one_line(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(
         backends.importlib, "import_module", lambda name, *a: (_ for _ in ()).throw(ImportError(name))
     )
-    result = CliRunner().invoke(app, [*args, "--backend", "onnxruntime"])
+    # The CPU asked for explicitly: the missing runtime's install hint, whatever the machine has.
+    result = CliRunner().invoke(app, [*args, "--backend", "onnxruntime", "--device", "cpu"])
     assert result.exit_code != 0
     assert "hecktorseg[onnxruntime]" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("cuda", [False, True], ids=["cpu-only machine", "cuda visible"])
+def test_cli_cpu_only_backend_with_the_auto_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, cuda: bool
+) -> None:
+    """``--device`` left at auto: the install hint without CUDA, "CPU only" where CUDA is visible."""
+    from typer.testing import CliRunner
+
+    from hecktorseg.cli import app
+
+    request.getfixturevalue("cuda_visible" if cuda else "cuda_hidden")
+    monkeypatch.setattr(backends, "backend_available", lambda name: name == "torch")
+    monkeypatch.setattr(
+        backends.importlib, "import_module", lambda name, *a: (_ for _ in ()).throw(ImportError(name))
+    )
+    args = ["predict", str(tmp_path), str(tmp_path / "out"), "--model", str(tmp_path / "m.pt")]
+    result = CliRunner().invoke(app, [*args, "--backend", "onnxruntime"])
+    output = " ".join(result.output.split())
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    if cuda:
+        assert "runs on the CPU only" in output and "--device cpu" in output
+    else:
+        assert "hecktorseg[onnxruntime]" in output

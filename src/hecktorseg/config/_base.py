@@ -273,7 +273,12 @@ def load_yaml(cls: type[T], path: PathLike, *, section: str | None = None, base:
     return from_dict(cls, data, where=str(p))
 
 
-def save_yaml(config: Any, path: PathLike) -> None:
-    """Write a configuration to YAML atomically, fields in declaration order."""
-    text = yaml.safe_dump(to_dict(config), sort_keys=False)
+def save_yaml(config: Any, path: PathLike, *, header: str = "") -> None:
+    """Write a configuration to YAML atomically, fields in declaration order.
+
+    ``header`` (``#`` comment lines) goes first; comments leave the file loadable as the config.
+    """
+    if any(line and not line.startswith("#") for line in header.splitlines()):
+        raise ValueError("save_yaml: header lines must be YAML comments (start with '#')")
+    text = header + yaml.safe_dump(to_dict(config), sort_keys=False)
     atomic_write_text(path, text)

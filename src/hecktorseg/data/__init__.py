@@ -4,7 +4,8 @@
   builds network input with :func:`hecktorseg.preprocessing.stack_channels`;
 - :mod:`hecktorseg.data.augmentation`: random rotation and mirroring on tensors
   (:class:`RandomRotation`, :class:`SequentialRotation` — the paper's —,
-  :class:`RandomMirror`, :class:`Compose`);
+  :class:`RandomMirror`, :class:`Compose`); :class:`BatchAugmenter` does the same on whole
+  batches on the training device, with :class:`DeviceVolumes` keeping the volumes there;
 - :mod:`hecktorseg.data.patches`: training patches with foreground over-sampling
   (:class:`PatchSampler`);
 - :mod:`hecktorseg.data.synthetic`: PET/CT phantoms in the HECKTOR layouts;
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from hecktorseg.data.dataset import EpochTaggedSampler as EpochTaggedSampler
     from hecktorseg.data.dataset import PreprocessedDataset as PreprocessedDataset
     from hecktorseg.data.dataset import sample_seed as sample_seed
+    from hecktorseg.data.device_augmentation import BatchAugmenter as BatchAugmenter
+    from hecktorseg.data.device_augmentation import DeviceVolumes as DeviceVolumes
     from hecktorseg.data.patches import PatchSampler as PatchSampler
     from hecktorseg.data.synthetic_dicom import write_synthetic_dicom as write_synthetic_dicom
 
@@ -55,6 +58,8 @@ _EXPORTS = {
     "PatchSampler": "patches",
     "PreprocessedDataset": "dataset",
     "sample_seed": "dataset",
+    "BatchAugmenter": "device_augmentation",
+    "DeviceVolumes": "device_augmentation",
     "Phantom": "synthetic",
     "SyntheticConfig": "synthetic",
     "make_phantom": "synthetic",

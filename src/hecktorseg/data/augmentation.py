@@ -46,6 +46,7 @@ __all__ = [
     "SequentialRotation",
     "Transform",
     "affine_resample",
+    "affine_theta",
     "rotation_matrix",
 ]
 
@@ -102,6 +103,22 @@ def rotation_matrix(angles_deg: Sequence[float]) -> Tensor:
     return total
 
 
+def affine_theta(matrix_zyx: Tensor, spatial: Sequence[int]) -> Tensor:
+    """The ``(3, 4)`` float32 ``theta`` of :func:`torch.nn.functional.affine_grid` for ``matrix_zyx``.
+
+    The output-to-input map in voxel units is ``q = M⁻¹ p`` about the centre; affine_grid
+    works in normalised coordinates (x, y, z order, ``align_corners=False``:
+    ``n = (2 i + 1) / size - 1``), so the map is conjugated with the per-axis half-sizes to
+    stay isotropic in voxels.
+    """
+    inverse = torch.linalg.inv(matrix_zyx.to(torch.float64))
+    half = torch.tensor([s / 2.0 for s in spatial], dtype=torch.float64)
+    theta_zyx = torch.diag(1.0 / half) @ inverse @ torch.diag(half)
+    theta = torch.zeros(3, 4, dtype=torch.float32)
+    theta[:, :3] = theta_zyx.flip(0).flip(1).to(torch.float32)  # (z, y, x) -> (x, y, z)
+    return theta
+
+
 def affine_resample(
     sample: Sample,
     matrix_zyx: Tensor,
@@ -127,16 +144,7 @@ def affine_resample(
     """
     image = sample["image"]
     spatial = image.shape[-3:]
-    # Output-to-input map in voxel units: q = M^-1 p. affine_grid works in normalised
-    # coordinates (x, y, z order, align_corners=False: n = (2 i + 1) / size - 1), so
-    # conjugate with the per-axis half-sizes to keep the map isotropic in voxels.
-    inverse = torch.linalg.inv(matrix_zyx.to(torch.float64))
-    half = torch.tensor([s / 2.0 for s in spatial], dtype=torch.float64)
-    theta_zyx = torch.diag(1.0 / half) @ inverse @ torch.diag(half)
-    theta_xyz = theta_zyx.flip(0).flip(1)  # reverse both axes: (z, y, x) -> (x, y, z)
-    theta = torch.zeros(1, 3, 4, dtype=torch.float32)
-    theta[0, :, :3] = theta_xyz.to(torch.float32)
-    grid = F.affine_grid(theta, [1, 1, *spatial], align_corners=False)
+    grid = F.affine_grid(affine_theta(matrix_zyx, spatial)[None], [1, 1, *spatial], align_corners=False)
 
     out = dict(sample)
     fill = torch.as_tensor(list(image_fill), dtype=image.dtype).reshape(-1, 1, 1, 1)

@@ -10,6 +10,7 @@ from hecktorseg.io import atomic_write_text
 if TYPE_CHECKING:
     from hecktorseg.demo.run import DemoConfig
     from hecktorseg.training import TrainConfig
+    from hecktorseg.training.runinfo import RunInfo
 
 __all__ = [
     "departures_from_paper",
@@ -38,8 +39,11 @@ def describe_loss(ran: TrainConfig) -> str:
     return text
 
 
-def describe_hardware(ran: TrainConfig) -> str:
-    """Device, batch and precision of a run, from its recorded configuration."""
+def describe_hardware(ran: TrainConfig, runtime: RunInfo | None = None) -> str:
+    """Device, batch and precision of a run: from what it recorded having used (``runtime``,
+    :class:`~hecktorseg.training.runinfo.RunInfo`), else from its recorded configuration."""
+    if runtime is not None:
+        return runtime.hardware() + (" + channels-last" if runtime.channels_last else "")
     device = {"cpu": "CPU", "cuda": "CUDA GPU"}.get(ran.device, ran.device)
     if not ran.amp:
         precision = "fp32"
@@ -53,9 +57,15 @@ def describe_hardware(ran: TrainConfig) -> str:
 
 
 def departures_from_paper(
-    cfg: DemoConfig, ran: TrainConfig | None = None, *, min_gtvn_volume: float = 0.0
+    cfg: DemoConfig,
+    ran: TrainConfig | None = None,
+    *,
+    min_gtvn_volume: float = 0.0,
+    runtime: RunInfo | None = None,
 ) -> list[tuple[str, str, str]]:
     """Every setting in which the demo departs from the paper: ``(setting, paper, demo)`` rows.
+
+    The hardware row states what the training ``result`` ran on (device, batch, precision).
 
     The demo trains with these values (see :func:`run_demo`); they make it fit in a few minutes
     on a CPU, and they make its Dice a phantom figure, not comparable with the paper's 0.759.
@@ -69,6 +79,8 @@ def departures_from_paper(
         precision as they ran); default: the configuration the demo asks for.
     min_gtvn_volume
         The GTVn post-processing the held-out predictions used (mm³; GTVp + GTVn tasks).
+    runtime
+        What the training run recorded having used (device, precision, batch).
     """
     from hecktorseg.demo.run import _taller, _train_config_values
 
@@ -102,7 +114,7 @@ def departures_from_paper(
         ),
         ("rotation", "p 0.5, 1–3 axes one after the other, 0–44° with random sign, 0 fill", "none"),
         ("mirroring", "p 0.5 over 0–3 axes (flipped at all: 0.375)", "p 0.5 over 1–3 axes (flipped: 0.5)"),
-        ("hardware", "two GPUs, batch 1 each, fp32", describe_hardware(ran)),
+        ("hardware", "two GPUs, batch 1 each, fp32", describe_hardware(ran, runtime)),
     ]
     if ran.rotation_p > 0:
         rows[8] = (rows[8][0], rows[8][1], f"p {ran.rotation_p:g}, up to {ran.max_angle:g}°")
@@ -136,19 +148,21 @@ def write_report(
     per_case: dict[str, float],
     best_val: float,
     seconds: float,
+    runtime: RunInfo | None = None,
 ) -> Path:
     """Write ``out/report.md`` of the 2020 demo: scores, per-case Dice, departures from the paper, pictures.
 
-    ``ran`` is the training configuration as the run recorded it (its ``config.yaml``).
+    ``ran`` is the training configuration as the run recorded it (its ``config.yaml``),
+    ``runtime`` what the run recorded having used (device, precision, batch).
     """
-    departures = departures_from_paper(cfg, ran)
+    departures = departures_from_paper(cfg, ran, runtime=runtime)
     lines = [
         "# hecktorseg demo report",
         "",
         f"Synthetic HECKTOR 2020-style phantoms: {cfg.n_train} for training ({cfg.n_val} of them validate), "
         f"{cfg.n_test} held out. Preprocessed to {cfg.grid_size}³ voxels of {cfg.grid_spacing:g} mm; "
         f"SE-norm U-Net with {ran.n_filters} filters trained for {ran.epochs} epochs "
-        f"({describe_hardware(ran)}).",
+        f"({describe_hardware(ran, runtime)}).",
         "",
         f"- Best validation Dice (reference grid): **{best_val:.3f}**",
         f"- Held-out mean Dice, official 2020 rules (original CT grids): **{mean_dice:.3f}**",
@@ -197,6 +211,7 @@ def write_report_nodes(
     seconds: float,
     *,
     min_gtvn_volume: float = 0.0,
+    runtime: RunInfo | None = None,
 ) -> Path:
     """Write ``out/report.md`` of the GTVp + GTVn demo.
 
@@ -227,7 +242,7 @@ def write_report_nodes(
         f"lymph nodes each): {cfg.n_train} for training ({cfg.n_val} of them validate), {cfg.n_test} held "
         f"out. Preprocessed to {size}×{size}×{_taller(size)} voxels of {cfg.grid_spacing:g} mm; "
         f"SE-norm U-Net with {ran.n_filters} filters and 3 outputs (background / GTVp / GTVn) trained "
-        f"for {ran.epochs} epochs ({describe_hardware(ran)}; loss: {describe_loss(ran)}).",
+        f"for {ran.epochs} epochs ({describe_hardware(ran, runtime)}; loss: {describe_loss(ran)}).",
         "",
         "Held-out scores by the HECKTOR 2025 rules (labels 0/1/2 on the original CT grids):",
         "",
@@ -253,7 +268,7 @@ def write_report_nodes(
         "These scores are measured on synthetic phantoms with a small and short recipe; they are not "
         "comparable with real-data results.",
         "",
-        *_table(departures_from_paper(cfg, ran, min_gtvn_volume=min_gtvn_volume)),
+        *_table(departures_from_paper(cfg, ran, min_gtvn_volume=min_gtvn_volume, runtime=runtime)),
     ]
     return _write(out, lines, sorted(per_case))
 

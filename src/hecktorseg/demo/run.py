@@ -248,7 +248,9 @@ def run_demo(
 
     seconds = time.perf_counter() - start
     per_case = {str(k): float(v) for k, v in evaluation.per_case_dice.items()}
-    report = write_report(out, cfg, _ran(result), evaluation.mean_dice, per_case, result.best_dice, seconds)
+    report = write_report(
+        out, cfg, _ran(result), evaluation.mean_dice, per_case, result.best_dice, seconds, result.runtime
+    )
     return DemoResult(
         out_dir=out,
         report=report,
@@ -338,6 +340,7 @@ def _run_demo_nodes(
         result.best_dice,
         seconds,
         min_gtvn_volume=predictor.min_gtvn_volume,
+        runtime=result.runtime,
     )
     return DemoResult(
         out_dir=out,

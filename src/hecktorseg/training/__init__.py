@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from hecktorseg.training.history import read_metrics_csv as read_metrics_csv
     from hecktorseg.training.history import write_metrics_csv as write_metrics_csv
     from hecktorseg.training.run import train as train
+    from hecktorseg.training.runinfo import RunInfo as RunInfo
     from hecktorseg.training.splits import PaperFoldCoverage as PaperFoldCoverage
     from hecktorseg.training.splits import Split as Split
     from hecktorseg.training.splits import fold_splits as fold_splits
@@ -87,6 +88,7 @@ _EXPORTS = {
     "paper_splits": "splits",
     "save_split": "splits",
     "train": "run",
+    "RunInfo": "runinfo",
     "eval_step": "steps",
     "train_step": "steps",
     "Trainer": "trainer",

@@ -222,6 +222,37 @@ class TrainConfig:
             "time on a 2-core CPU; with amp it is the faster layout)."
         },
     )
+    compile: bool = attrs.field(
+        default=False,
+        metadata={
+            "help": "Compile the network with torch.compile (an option, not measured as a default yet: the "
+            "first steps pay the compilation; see the performance notes)."
+        },
+    )
+    tf32: bool = attrs.field(
+        default=True,
+        metadata={
+            "help": "CUDA only: let float32 convolutions and matrix products use TF32 tensor cores "
+            "(torch's default for convolutions; matrix products too when true). false = full float32. "
+            "Set at the start of every run and recorded; no effect on the CPU."
+        },
+    )
+    augment_device: Literal["auto", "cpu", "cuda"] = attrs.field(
+        default="auto",
+        metadata={
+            "help": "Where rotation and mirroring run: 'cpu' = per sample in the loader workers; 'cuda' = "
+            "batched on the training GPU (same random draws, volumes kept on the GPU when they fit); "
+            "'auto' = 'cuda' when training on CUDA, else 'cpu'."
+        },
+    )
+    log_interval: int = attrs.field(
+        default=10,
+        validator=_positive,
+        metadata={
+            "help": "Report the running training loss (and check that it is finite) every N steps; the "
+            "loss stays on the device in between, so the GPU never waits for the host."
+        },
+    )
     num_threads: int | None = attrs.field(
         default=None, validator=_positive, metadata={"help": "CPU threads for torch (null: torch's default)."}
     )

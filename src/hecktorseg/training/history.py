@@ -7,12 +7,15 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from hecktorseg.io import atomic_path, atomic_write_text
 from hecktorseg.typing import PathLike
+
+if TYPE_CHECKING:
+    from hecktorseg.training.runinfo import RunInfo
 
 __all__ = [
     "METRICS_COLUMNS",
@@ -299,6 +302,9 @@ class TrainResult:
         ``metrics.csv``.
     history
         Metrics of every epoch.
+    runtime
+        What the run resolved to: device, precision, batch, augmentation device
+        (:class:`~hecktorseg.training.runinfo.RunInfo`; ``None`` if not recorded).
     """
 
     fold_dir: Path
@@ -308,6 +314,7 @@ class TrainResult:
     best_epoch: int
     metrics_csv: Path
     history: tuple[EpochMetrics, ...] = ()
+    runtime: RunInfo | None = None
 
     def best_summary(self) -> str:
         """One line on the selected checkpoint: its score, and for GTVp + GTVn models what makes it up.

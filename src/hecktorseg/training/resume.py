@@ -52,6 +52,10 @@ _RESUME_FREE = frozenset(
         "max_val_batches",
         "deterministic",
         "channels_last",
+        "compile",
+        "tf32",
+        "augment_device",
+        "log_interval",
     }
 )
 

@@ -25,6 +25,7 @@ __all__ = [
     "eval_step",
     "eval_step_stats",
     "train_step",
+    "train_step_loss",
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -54,6 +55,38 @@ def train_step(
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> float:
     """One optimisation step on one batch; returns the batch loss.
+
+    The same as :func:`train_step_loss` (which see for the parameters), with the loss
+    brought to the host: a loop that wants the GPU never to wait calls that instead.
+    """
+    return float(
+        train_step_loss(
+            model,
+            batch,
+            loss_fn,
+            optimizer,
+            scaler=scaler,
+            amp_dtype=amp_dtype,
+            device=device,
+            grad_clip=grad_clip,
+            memory_format=memory_format,
+        )
+    )
+
+
+def train_step_loss(
+    model: nn.Module,
+    batch: Mapping[str, Any],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    grad_clip: float | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Tensor:
+    """One optimisation step on one batch; returns the detached batch loss, still on the device.
 
     Parameters
     ----------
@@ -94,7 +127,7 @@ def train_step(
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
-    return float(loss.detach())
+    return loss.detach()
 
 
 def batch_dice(logits: Tensor, label: Tensor, *, threshold: float = 0.5) -> Tensor:

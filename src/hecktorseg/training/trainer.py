@@ -14,6 +14,8 @@ holds — so a resumed run reproduces an uninterrupted one exactly (on CPU, with
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import math
 import time
@@ -39,6 +41,7 @@ from hecktorseg.training.classes import (
 )
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.device import train_device, train_precision
+from hecktorseg.training.device_data import augment_device_name, device_batches_for
 from hecktorseg.training.distributed import DistContext, all_reduce_sum, barrier
 from hecktorseg.training.factory import build_train_loss, build_train_model, patch_window
 from hecktorseg.training.history import (
@@ -50,8 +53,10 @@ from hecktorseg.training.history import (
 )
 from hecktorseg.training.loaders import make_loaders
 from hecktorseg.training.resume import check_resumed_config
+from hecktorseg.training.runinfo import RunInfo, apply_tf32
 from hecktorseg.training.seeding import deterministic_algorithms, rng_state, seed_everything, set_rng_state
-from hecktorseg.training.steps import eval_step_stats, train_step
+from hecktorseg.training.steps import eval_step_stats, train_step_loss
+from hecktorseg.training.writer import BackgroundWriter
 from hecktorseg.typing import PathLike, ProgressCallback
 
 __all__ = ["Trainer"]
@@ -117,6 +122,7 @@ class Trainer:
         self.ctx = ctx if ctx is not None else DistContext()
         self.device = train_device(config, self.ctx)
         self.amp_dtype, use_scaler = train_precision(config, self.device)
+        tf32 = apply_tf32(config.tf32, self.device)
         self.memory_format = torch.channels_last_3d if config.channels_last else torch.contiguous_format
         set_threads(config.num_threads)
         if model is None:
@@ -129,6 +135,8 @@ class Trainer:
         if self.ctx.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        if config.compile:
+            self.net = torch.compile(self.net)  # type: ignore[assignment]
         self.loss_fn = loss_fn if loss_fn is not None else build_train_loss(config, self.n_classes)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
@@ -150,6 +158,23 @@ class Trainer:
         self.train_sampler, self.train_loader, self.val_loader = make_loaders(
             config, train_dataset, val_dataset, self.ctx, self.device
         )
+        self.device_batches = device_batches_for(config, train_dataset, self.device)
+        self.runtime = RunInfo.resolve(
+            self.device,
+            self.amp_dtype,
+            grad_scaler=self.scaler is not None,
+            batch_size=config.batch_size,
+            world_size=self.ctx.world_size,
+            augment_device=augment_device_name(train_dataset, self.device_batches),
+            channels_last=config.channels_last,
+            compiled=config.compile,
+            tf32=tf32,
+        )
+        """What this run resolved to (device, precision, batch, augmentation device, options)."""
+        self.metadata["runtime"] = self.runtime.to_dict()
+        self.background_writes: bool = self.device.type == "cuda"
+        """Write checkpoints, metrics and plots on a background thread (default: on CUDA)."""
+        self._writer = BackgroundWriter(False)
 
     # -- paths ------------------------------------------------------------------------------------
     @property
@@ -235,17 +260,26 @@ class Trainer:
         n_batches = len(self.train_loader)
         if config.max_train_batches_per_epoch is not None:
             n_batches = min(n_batches, config.max_train_batches_per_epoch)
+        # The loss stays on the device and is summed there; the host reads it (one synchronisation)
+        # only every `interval` steps and after the last. On the CPU reading it costs nothing: every step.
+        interval = config.log_interval if self.device.type == "cuda" else 1
+        running = torch.zeros((), dtype=torch.float64, device=self.device)
         total_loss = 0.0
         count = 0
         samples = 0
         wait = 0.0
         start = time.perf_counter()
         tick = start
-        for b, batch in enumerate(self.train_loader):
+        batches = (
+            self.device_batches.batches(self.train_sampler)
+            if self.device_batches is not None
+            else self.train_loader
+        )
+        for b, batch in enumerate(batches):
             if b >= n_batches:
                 break
             wait += time.perf_counter() - tick
-            loss = train_step(
+            loss = train_step_loss(
                 self.net,
                 batch,
                 self.loss_fn,
@@ -256,15 +290,18 @@ class Trainer:
                 grad_clip=config.grad_clip,
                 memory_format=self.memory_format,
             )
-            if not math.isfinite(loss):
-                raise DataError(
-                    f"training loss became {loss} in epoch {epoch}",
-                    hint="lower the learning rate, disable AMP, or check the data",
-                )
-            total_loss += loss
+            running += loss.double()
             count += 1
             samples += int(batch["image"].shape[0])
             tick = time.perf_counter()
+            if (b + 1) % interval and b + 1 < n_batches:
+                continue
+            total_loss = float(running)
+            if not math.isfinite(total_loss):
+                raise DataError(
+                    f"training loss became {total_loss} in epoch {epoch} (by step {b + 1})",
+                    hint="lower the learning rate, disable AMP, or check the data",
+                )
             if progress is not None and self.ctx.is_main:
                 speed = samples / max(tick - start, 1e-9)
                 progress(
@@ -272,6 +309,7 @@ class Trainer:
                     config.epochs,
                     f"{b + 1}/{n_batches} loss {total_loss / count:.3f} {speed:.2f}/s",
                 )
+        total_loss = float(running)
         seconds = time.perf_counter() - start
         loss_sum, n = all_reduce_sum([total_loss, float(count)], self.ctx, self.device)
         if seconds > 0:
@@ -350,8 +388,24 @@ class Trainer:
             val_score=selection_score(mean_dice, per_class, agg),
         )
 
-    def _save_last(self) -> None:
-        save_checkpoint(self.last_path, self.model, metadata=self._metadata(), extra=self.state_extra())
+    def _write_results(self, improved: bool, *, plot: bool) -> None:
+        """``best.pt`` (if ``improved``), ``last.pt``, ``metrics.csv`` and the plot, via the writer.
+
+        A background writer gets snapshots (copies of the weights and the optimizer state, taken
+        now), so what it writes is this epoch's state whatever training does meanwhile.
+        """
+        writer = self._writer
+        model, extra = self.model, self.state_extra()
+        if writer.enabled:
+            model, extra = copy.deepcopy(model), copy.deepcopy(extra)
+        metadata = self._metadata()
+        history = list(self.history)
+        if improved:
+            writer.submit(save_checkpoint, self.best_path, model, metadata=metadata)
+        writer.submit(save_checkpoint, self.last_path, model, metadata=metadata, extra=extra)
+        writer.submit(write_metrics_csv, history, self.metrics_path)
+        if plot:
+            writer.submit(plot_learning_curves, history, self.fold_dir / "learning_curves.png")
 
     def fit(self, *, resume: bool = False, progress: ProgressCallback | None = None) -> TrainResult:
         """Train until ``config.epochs`` (continuing from ``last.pt`` if ``resume`` and it exists).
@@ -371,11 +425,19 @@ class Trainer:
                 logger.info("no %s yet: starting fold from scratch", self.last_path)
             if self.ctx.is_main:
                 ensure_output_dir(self.fold_dir)
-                save_yaml(config, self.fold_dir / "config.yaml")
+                save_yaml(config, self.fold_dir / "config.yaml", header=self.runtime.yaml_comment())
+                logger.info("training on %s", self.runtime.describe())
             if progress is not None and self.ctx.is_main:
                 progress(self.epoch, config.epochs, "starting")
-            while self.epoch < config.epochs:
-                self._run_epoch(self.epoch + 1, progress)
+            self._writer = BackgroundWriter(self.background_writes and self.ctx.is_main)
+            try:
+                while self.epoch < config.epochs:
+                    self._run_epoch(self.epoch + 1, progress)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    self._writer.close()
+                raise
+            self._writer.close()  # every file written (or its failure raised) before fit returns
         barrier(self.ctx)
         return self.result()
 
@@ -411,12 +473,7 @@ class Trainer:
             self.best_dice = score
             self.best_epoch = epoch
         if self.ctx.is_main:
-            if improved:
-                save_checkpoint(self.best_path, self.model, metadata=self._metadata())
-            self._save_last()
-            write_metrics_csv(self.history, self.metrics_path)
-            if config.plot and math.isfinite(score):
-                plot_learning_curves(self.history, self.fold_dir / "learning_curves.png")
+            self._write_results(improved, plot=config.plot and math.isfinite(score))
         speed = samples / max(train_seconds, 1e-9)
         message, short = epoch_messages(row, self.best_dice, speed)
         if self.ctx.is_main:
@@ -434,4 +491,5 @@ class Trainer:
             best_epoch=self.best_epoch,
             metrics_csv=self.metrics_path,
             history=tuple(self.history),
+            runtime=self.runtime,
         )
