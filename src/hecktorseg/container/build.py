@@ -34,6 +34,7 @@ import attrs
 
 import hecktorseg
 from hecktorseg._version import __version__
+from hecktorseg.container._checks import check_context_folder, check_image_tag
 from hecktorseg.container.templates import (
     TORCH_INDEX_URL,
     TORCH_VERSION,
@@ -158,17 +159,19 @@ def build_context(
     Raises
     ------
     ConfigError
-        No model, ``out_dir`` not empty, a wheel that is not a ``hecktorseg`` wheel.
+        No model, ``out_dir`` not empty, the current folder (or above it) or holding an input;
+        a wheel that is not a ``hecktorseg`` wheel; an image name outside Docker's grammar.
     CheckpointError
         A checkpoint cannot be loaded.
     """
     from hecktorseg.inference import Predictor
 
-    image = image or f"hecktorseg-gc:{__version__}"
+    image = check_image_tag(image or f"hecktorseg-gc:{__version__}")
     paths = [Path(m) for m in models]
     if not paths:
         raise ConfigError("no checkpoint given", hint="pass at least one checkpoint path in models")
     out = Path(out_dir)
+    check_context_folder(out, [*paths, *([Path(wheel)] if wheel is not None else [])])
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ConfigError(
             "output folder exists and is not empty",

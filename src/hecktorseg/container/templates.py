@@ -7,6 +7,7 @@ application folder.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -131,7 +132,8 @@ def _run_sample(image: str) -> str:
 #   ./run_sample.sh [IMAGE] [INPUT_DIR] [OUTPUT_DIR]
 set -euo pipefail
 HERE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
-IMAGE="${{1:-{image}}}"
+DEFAULT_IMAGE={shlex.quote(image)}
+IMAGE="${{1:-$DEFAULT_IMAGE}}"
 INPUT="$(cd "${{2:-$HERE/sample/input}}" && pwd)"
 OUTPUT="${{3:-$HERE/sample/output}}"
 
