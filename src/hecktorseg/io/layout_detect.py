@@ -20,7 +20,7 @@ from hecktorseg.io.layout_specs import (
 from hecktorseg.io.tables import read_bbox_table
 from hecktorseg.typing import PathLike
 
-__all__ = ["detect_layout", "find_bbox_tables", "find_clinical_tables"]
+__all__ = ["detect_layout", "find_bbox_tables", "find_clinical_tables", "image_files"]
 
 
 _LAYOUT_HELP = (
@@ -30,18 +30,39 @@ _LAYOUT_HELP = (
 )
 
 
-def _images_in(folder: Path) -> dict[str, Path]:
-    """Image files in ``folder`` keyed by their name without the image suffix."""
+def image_files(folder: PathLike) -> dict[str, Path]:
+    """Image files in ``folder`` keyed by their name without the image suffix.
+
+    Every reader of images, label maps and predictions finds them here, so one rule holds
+    everywhere: one image in two formats (``CHUM-001.nii.gz`` and ``CHUM-001.mha``) is an
+    error naming both files, never a silent choice of one of them.
+
+    Raises
+    ------
+    DataError
+        Two files with the same name but different image suffixes.
+    """
     out: dict[str, Path] = {}
-    if not folder.is_dir():
+    root = Path(folder)
+    if not root.is_dir():
         return out
-    for path in sorted(folder.iterdir()):
+    for path in sorted(root.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
         split = split_image_suffix(path.name)
-        if split is not None and split[0] not in out:
-            out[split[0]] = path
+        if split is None:
+            continue
+        if split[0] in out:
+            raise DataError(
+                f"one image in two files: {out[split[0]].name} and {path.name}",
+                path=path,
+                hint="keep one of the two files (move the other out of the folder)",
+            )
+        out[split[0]] = path
     return out
+
+
+_images_in = image_files
 
 
 def _check_root(root: PathLike) -> Path:
