@@ -172,6 +172,14 @@ class Predictor:
             loaded = load_checkpoint(path, map_location=map_location)
             models.append(loaded.model)
             saved = _preprocess_from_metadata(loaded.metadata, str(path))
+            if preprocess is None and loaded.kind != "original" and loaded.metadata.get("preprocess") is None:
+                logger.warning(
+                    "%s records no preprocessing (metadata.preprocess): predicting with the defaults "
+                    "(%s mm, %s voxels), which give wrong masks if it was trained on another grid",
+                    path,
+                    "×".join(f"{v:g}" for v in saved.spacing),
+                    "×".join(str(v) for v in saved.size),
+                )
             chosen = apply_preprocessing_choice(
                 saved, cfg.preprocessing, original_checkpoint=loaded.kind == "original"
             )
