@@ -3,6 +3,7 @@ clinical tables kept beside its images (:func:`find_bbox_tables`, :func:`find_cl
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,7 +178,17 @@ def find_clinical_tables(root: PathLike, layout: Layout | str) -> list[Path]:
     2025: ``HECKTOR_2025_Training_Task_1.csv`` or ``hecktor2025_clinical_info_training.csv`` +
     ``hecktor2025_endpoint_training.csv``; 2026: ``HECKTOR_2026_Training_Task.csv``; others: none.
     """
-    return _find_files(Path(root), layout_spec(layout).clinical_tables)
+    patterns = layout_spec(layout).clinical_tables
+    for folder in (Path(root), Path(root).parent):
+        named = [folder / pattern for pattern in patterns if not any(c in pattern for c in "*?[")]
+        odd = [p for p in named if os.path.lexists(p) and not p.is_file()]
+        if odd:  # a FIFO, folder or link loop: ignoring it would change the centres (and folds)
+            raise DataError(
+                "clinical table is not a readable regular file (a folder, FIFO, device or broken link)",
+                path=odd[0],
+                hint="replace it with the CSV file, or remove it",
+            )
+    return _find_files(Path(root), patterns)
 
 
 def _load_tables(tables: list[Path]) -> dict[str, tuple[BBox, Path]]:
