@@ -3,18 +3,23 @@
 * the image tag goes into a shell script (``run_sample.sh``), so it must follow Docker's
   reference grammar (``[HOST[:PORT]/]PATH[:TAG]``), which leaves no room for shell syntax;
 * the build context folder is replaced on ``force=True``, so it must not be the current
-  folder, one above it, or a folder holding one of the inputs.
+  folder, one above it, or a folder holding one of the inputs;
+* the challenge's output holds labels 0, 1 and 2 only, so a model with more than 3 outputs
+  (which writes labels above 2) is refused by ``container build`` and ``container predict``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hecktorseg.errors import ConfigError
 
 __all__: list[str] = []
+
+logger = logging.getLogger(__name__)
 
 # Docker's reference grammar (github.com/distribution/reference, "reference.go"), without a digest:
 # docker build --tag takes NAME[:TAG].
@@ -69,3 +74,25 @@ def check_context_folder(out: Path, inputs: Sequence[Path]) -> None:
                 path=out,
                 hint="give a new folder for the build context, outside the inputs' folders",
             )
+
+
+def check_challenge_outputs(n_outputs: Iterable[int]) -> None:
+    """Refuse models writing labels above 2; warn about models without GTVn (1 or 2 outputs).
+
+    ``n_outputs`` holds each model's output channels (``Predictor.n_outputs``).
+
+    Raises
+    ------
+    ConfigError
+        A model with more than 3 output channels.
+    """
+    n_out = sorted({int(n) for n in n_outputs if n})
+    too_many = [n for n in n_out if n > 3]
+    if too_many:
+        raise ConfigError(
+            f"a model has {too_many[0]} output channels: it would write labels up to {too_many[0] - 1}, "
+            "but the challenge's output holds 0 (background), 1 (GTVp) and 2 (GTVn) only",
+            hint="use models trained with n_classes=3 (GTVp + GTVn) or n_classes=1",
+        )
+    if n_out and max(n_out) < 3:
+        logger.warning("binary model(s): the image writes labels 0/1 only (no GTVn)")

@@ -34,7 +34,7 @@ import attrs
 
 import hecktorseg
 from hecktorseg._version import __version__
-from hecktorseg.container._checks import check_context_folder, check_image_tag
+from hecktorseg.container._checks import check_challenge_outputs, check_context_folder, check_image_tag
 from hecktorseg.container.templates import (
     TORCH_INDEX_URL,
     TORCH_VERSION,
@@ -190,9 +190,7 @@ def build_context(
             hint="build one with `python -m build` (hecktorseg-*.whl)",
         )
     predictor = Predictor.from_checkpoints(paths, device="cpu", tta=tta, min_gtvn_volume=min_gtvn_volume)
-    n_out = {int(getattr(m, "hparams", {}).get("n_classes", 0) or 0) for m in predictor.models}
-    if n_out == {1}:
-        logger.warning("binary model(s): the image writes labels 0/1 only (no GTVn)")
+    check_challenge_outputs(predictor.n_outputs)
 
     staging = out.with_name(f".{out.name}.building")
     if staging.exists():

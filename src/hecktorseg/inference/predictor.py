@@ -105,6 +105,8 @@ class Predictor:
         self.device: torch.device = resolve_device(cfg.device)
         self.runtime: RuntimeChoice = select_runtime(cfg.backend, cfg.precision, self.device)
         cache: bool | str = cfg.cache
+        self.n_outputs: tuple[int, ...] = tuple(int(getattr(m, "n_classes", 0) or 0) for m in models)
+        """Output channels of each model (0 where a model does not say)."""
         self.models: list[CompiledModel] = [
             compile_model(
                 m,

@@ -106,6 +106,13 @@ class Trainer:
             n_classes = dataset_n_classes(data_dir) if isinstance(data_dir, Path) else 1
         self.n_classes: int = int(n_classes)
         """Output channels of the model (``config.n_classes`` resolved)."""
+        if self.n_classes > 3:
+            logger.warning(
+                "n_classes=%d: HECKTOR labels are 0 (background), 1 (GTVp) and 2 (GTVn); channels 3 to %d "
+                "learn labels the data never holds (each scores Dice 1.0), and predictions may hold them",
+                self.n_classes,
+                self.n_classes - 1,
+            )
         self.config = config
         self.fold_dir = Path(fold_dir)
         self.ctx = ctx if ctx is not None else DistContext()
