@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -178,34 +179,32 @@ _SETPRIV = shutil.which("setpriv")
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or _SETPRIV is None, reason="needs root")
-def test_another_user_without_home_predicts_from_a_shared_cache(
-    raw_dataset: Path, checkpoint: Path, tmp_path: Path
-) -> None:
+def test_another_user_without_home_predicts_from_a_shared_cache(raw_dataset: Path, checkpoint: Path) -> None:
     """As the corpus ran it: uid 1001 (no passwd entry), HOME unset; then with a cache root prepared."""
-    tmp_path.chmod(0o755)
-    out = tmp_path / "out"
-    out.mkdir(mode=0o777)
-    out.chmod(0o777)
-    as_other = [str(_SETPRIV), "--reuid=1001", "--regid=1001", "--clear-groups"]
-    env: dict[str, str | None] = {"HOME": None, "XDG_CACHE_HOME": None, "HECKTORSEG_CACHE_DIR": None}
-    code, output = run_cli(
-        ["predict", raw_dataset, out / "a", "-m", checkpoint, *OV], env=env, prefix=as_other, timeout=600
-    )
-    assert code == 0 and "Traceback" not in output, output
-    assert "not kept on disk" in output
-    cache = tmp_path / "cache"
-    _predict(
-        raw_dataset, tmp_path / "root-out", checkpoint, {"HECKTORSEG_CACHE_DIR": str(cache)}, timeout=600
-    )
-    env["HECKTORSEG_CACHE_DIR"] = str(cache)  # prepared by root; not writable by uid 1001
-    code, output = run_cli(
-        ["-v", "predict", raw_dataset, out / "b", "-m", checkpoint, *OV],
-        env=env,
-        prefix=as_other,
-        timeout=600,
-    )
-    assert code == 0 and "Traceback" not in output, output
-    assert "read from the cache" in output and "cannot use" not in output, output
-    assert _masks(out / "a").keys() == _masks(out / "b").keys()
-    for name, mask in _masks(out / "a").items():
-        np.testing.assert_array_equal(mask, _masks(out / "b")[name])
+    base = Path(tempfile.mkdtemp(prefix="hecktorseg-other-user-"))  # pytest's folders are private
+    try:
+        base.chmod(0o755)
+        raw = shutil.copytree(raw_dataset, base / "raw")
+        model = shutil.copyfile(checkpoint, base / "model.pt")
+        out = base / "out"
+        out.mkdir()
+        out.chmod(0o777)
+        as_other = [str(_SETPRIV), "--reuid=1001", "--regid=1001", "--clear-groups"]
+        env: dict[str, str | None] = {"HOME": None, "XDG_CACHE_HOME": None, "HECKTORSEG_CACHE_DIR": None}
+        args = ["predict", raw, out / "a", "-m", model, *OV]
+        code, output = run_cli(args, env=env, prefix=as_other, timeout=600)
+        assert code == 0 and "Traceback" not in output, output
+        assert "not kept on disk" in output
+        cache = base / "cache"
+        _predict(raw, base / "root-out", model, {"HECKTORSEG_CACHE_DIR": str(cache)})
+        env["HECKTORSEG_CACHE_DIR"] = str(cache)  # prepared by root; not writable by uid 1001
+        args = ["-v", "predict", raw, out / "b", "-m", model, *OV]
+        code, output = run_cli(args, env=env, prefix=as_other, timeout=600)
+        assert code == 0 and "Traceback" not in output, output
+        assert "read from the cache" in output and "cannot use" not in output, output
+        a, b = _masks(out / "a"), _masks(out / "b")
+        assert a.keys() == b.keys() and len(a) == 3
+        for name, mask in a.items():
+            np.testing.assert_array_equal(mask, b[name])
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
