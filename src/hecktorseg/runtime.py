@@ -10,17 +10,20 @@ Shared by training and inference (a bottom layer beside :mod:`hecktorseg.config`
 * :func:`native_bf16` says whether the hardware computes bf16 natively (CPU: the
   ``avx512_bf16`` or ``amx_bf16`` flags; CUDA: compute capability >= 8.0);
 * :func:`set_threads` sets torch's CPU threads; :func:`cache_dir` is the per-user cache
-  (compiled inference models), never inside the package.
+  (compiled inference models), never inside the package;
+* :func:`import_openvino` imports OpenVINO with its usage telemetry off.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -34,6 +37,7 @@ __all__ = [
     "autocast_dtype",
     "cache_dir",
     "cpu_flags",
+    "import_openvino",
     "native_bf16",
     "resolve_device",
     "resolve_precision",
@@ -113,9 +117,53 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+_OPENVINO_TELEMETRY = "openvino_telemetry"
+# OpenVINO's modules that import openvino_telemetry when they are imported (each falls back to its
+# own no-op stub, openvino.tools.ovc.telemetry_stub, where that import fails).
+_OPENVINO_TELEMETRY_USERS = (
+    "openvino",
+    "openvino.tools.ovc",
+    "openvino.tools.ovc.utils",
+    "openvino.tools.ovc.telemetry_utils",
+    "openvino.tools.ovc.convert_impl",
+)
+
+
+def import_openvino() -> Any:
+    """Import and return the ``openvino`` module with its usage telemetry off.
+
+    Importing OpenVINO's model converter (which ``import openvino`` does) sets up Intel's
+    usage telemetry: it writes ``~/intel/openvino_ga_cid`` and ``~/intel/stats`` and sends
+    events to Google Analytics unless the user opted out. A tool for patient data does
+    not phone home, and the documented opt-out (``opt_in_out --opt_out``) itself writes in
+    ``~/intel``. So OpenVINO is imported here with ``openvino_telemetry`` hidden, which
+    makes OpenVINO use its own no-op telemetry stub, the path it takes when that optional
+    package is not installed; afterwards ``openvino_telemetry`` is importable again.
+
+    Where OpenVINO was imported before (by the calling program), its telemetry is as that
+    import left it.
+
+    Raises
+    ------
+    ImportError
+        OpenVINO is not installed.
+    """
+    if "openvino" in sys.modules or _OPENVINO_TELEMETRY in sys.modules:
+        return importlib.import_module("openvino")
+    sys.modules[_OPENVINO_TELEMETRY] = None  # type: ignore[assignment]  # "import" now raises ImportError
+    try:
+        ov = importlib.import_module("openvino")
+        for name in _OPENVINO_TELEMETRY_USERS[1:]:  # the converter's modules, where this version has them
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+    finally:
+        del sys.modules[_OPENVINO_TELEMETRY]
+    return ov
+
+
 def _openvino_bf16() -> bool:
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError:
         return False
     try:
@@ -220,13 +268,23 @@ def cache_dir(create: bool = False) -> Path:
     ----------
     create
         Create the folder (and its parents) if it does not exist.
+
+    Raises
+    ------
+    ConfigError
+        None of these is set and there is no home folder (``$HOME`` unset and a user id
+        without a passwd entry, as in some containers).
     """
     override = os.environ.get(CACHE_ENV)
-    if override:
-        path = Path(override).expanduser()
-    else:
-        base = os.environ.get("XDG_CACHE_HOME")
-        path = (Path(base).expanduser() if base else Path.home() / ".cache") / "hecktorseg"
+    base = override or os.environ.get("XDG_CACHE_HOME")
+    try:
+        root = Path(base).expanduser() if base else Path.home() / ".cache"
+    except (RuntimeError, KeyError):  # Path.home(): no $HOME and no passwd entry
+        raise ConfigError(
+            "no cache folder: $HOME is not set and this user has no home folder",
+            hint=f"set ${CACHE_ENV} to a writable folder",
+        ) from None
+    path = root if override else root / "hecktorseg"
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path

@@ -185,7 +185,7 @@ def test_cli_single_and_several_runs(
     assert [k for k in summary if k in REQUIRED] == REQUIRED
     assert summary["gtvn_fn"] == 3
     wide = runner.invoke(app, ["evaluate", str(poor), str(root), "--edition", "2025"])
-    row = next(line for line in wide.output.splitlines() if "CHUM-001" in line)
+    row = next(line for line in wide.output.splitlines() if "CHUM-001" in line and "│" in line)
     cells = [c.strip() for c in row.split("│") if c.strip()]
     # patient, status, Dice GTVp, Dice GTVn (4 decimals); lesion counts as whole numbers: 2 GT, TP 1, FP 0, FN 1
     assert cells == ["CHUM-001", "ok", "0.6667", "0.6667", "2", "1", "0", "1"]

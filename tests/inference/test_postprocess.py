@@ -131,6 +131,15 @@ def test_min_gtvn_volume_default_is_the_one_chosen_on_validation() -> None:
     from hecktorseg.inference import MIN_GTVN_VOLUME_MM3, PredictorConfig
 
     assert PredictorConfig().min_gtvn_volume == MIN_GTVN_VOLUME_MM3 == 200.0
-    command = typer.main.get_command(app).commands["predict"]  # type: ignore[attr-defined]
-    option = next(p for p in command.params if p.name == "min_gtvn_volume")
-    assert option.default == MIN_GTVN_VOLUME_MM3
+    group = typer.main.get_command(app)
+    container = group.commands["container"]  # type: ignore[attr-defined]
+    commands = [group.commands["predict"], container.commands["predict"], container.commands["build"]]  # type: ignore[attr-defined]
+    for command in commands:
+        option = next(p for p in command.params if p.name == "min_gtvn_volume")
+        assert option.default == MIN_GTVN_VOLUME_MM3, command.name
+    import inspect
+
+    from hecktorseg.container import build_context, container_predict
+
+    for function in (build_context, container_predict):
+        assert inspect.signature(function).parameters["min_gtvn_volume"].default == MIN_GTVN_VOLUME_MM3

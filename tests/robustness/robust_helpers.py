@@ -19,7 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -45,15 +45,33 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(args: Sequence[str | os.PathLike[str]], *, timeout: float = TIMEOUT_S) -> tuple[int, str]:
-    """Run ``python -m hecktorseg ARGS`` in a subprocess; fail the test if it does not end in time."""
-    cmd = [sys.executable, "-m", "hecktorseg", *(str(a) for a in args)]
+def run_cli(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    timeout: float = TIMEOUT_S,
+    env: Mapping[str, str | None] | None = None,
+    prefix: Sequence[str] = (),
+) -> tuple[int, str]:
+    """Run ``python -m hecktorseg ARGS`` in a subprocess; fail the test if it does not end in time.
+
+    ``env`` sets (or, with ``None``, removes) environment variables; ``prefix`` is a command
+    that runs Python (e.g. ``setpriv ...`` to run as another user).
+    """
+    cmd = [*prefix, sys.executable, "-m", "hecktorseg", *(str(a) for a in args)]
+    environment = cli_env()
+    for key, value in (env or {}).items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=cli_env(), stdin=subprocess.DEVNULL
+            cmd, capture_output=True, text=True, timeout=timeout, env=environment, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"hecktorseg {' '.join(cmd[3:])} hung (no exit within {timeout} s): {exc.stderr!r}")
+        pytest.fail(
+            f"hecktorseg {' '.join(cmd[len(prefix) + 3 :])} hung (no exit within {timeout} s): {exc.stderr!r}"
+        )
     return proc.returncode, proc.stdout + proc.stderr
 
 

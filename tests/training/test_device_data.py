@@ -15,7 +15,7 @@ from hecktorseg.config import load_yaml
 from hecktorseg.data import DeviceVolumes, PreprocessedDataset, RandomMirror
 from hecktorseg.errors import ConfigError
 from hecktorseg.models import read_checkpoint_file
-from hecktorseg.training import TrainConfig, device_data, train
+from hecktorseg.training import TrainConfig, device_data, resolve_loss_defaults, train
 from hecktorseg.training.device_data import augment_on_device
 
 TINY = {
@@ -104,6 +104,7 @@ def test_config_yaml_and_checkpoint_state_what_ran(preprocessed_dir: Path, tmp_p
     assert runtime.hardware() == "CPU, batch 2, bf16 autocast"
     text = (result.fold_dir / "config.yaml").read_text(encoding="utf-8")
     assert "#   precision: bf16" in text and "#   device: cpu" in text and "#   batch_size: 2" in text
-    assert load_yaml(TrainConfig, result.fold_dir / "config.yaml") == config  # comments: still a config
+    # comments: still a config, the one that ran (loss: auto resolved for one output)
+    assert load_yaml(TrainConfig, result.fold_dir / "config.yaml") == resolve_loss_defaults(config, 1)
     saved = read_checkpoint_file(result.best_checkpoint)["metadata"]["runtime"]
     assert saved["precision"] == "bf16" and saved["augment_device"] == "none"

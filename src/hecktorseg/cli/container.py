@@ -38,7 +38,11 @@ def register(app: typer.Typer) -> None:
             False, "--largest-component", help="Keep only the largest GTVp component."
         ),
         min_gtvn_volume: float = typer.Option(
-            0.0, "--min-gtvn-volume", min=0.0, metavar="MM3", help="Drop GTVn components below MM3 mm³."
+            200.0,  # hecktorseg.inference.MIN_GTVN_VOLUME_MM3 (a test keeps them equal)
+            "--min-gtvn-volume",
+            min=0.0,
+            metavar="MM3",
+            help="Drop GTVn components below MM3 mm³ (0: keep all).",
         ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         threads: Optional[int] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
@@ -81,7 +85,11 @@ def register(app: typer.Typer) -> None:
             False, "--largest-component", help="Keep only the largest GTVp component."
         ),
         min_gtvn_volume: float = typer.Option(
-            0.0, "--min-gtvn-volume", min=0.0, metavar="MM3", help="Drop GTVn components below MM3 mm³."
+            200.0,  # hecktorseg.inference.MIN_GTVN_VOLUME_MM3 (a test keeps them equal)
+            "--min-gtvn-volume",
+            min=0.0,
+            metavar="MM3",
+            help="Drop GTVn components below MM3 mm³ (0: keep all).",
         ),
         wheel: Optional[Path] = typer.Option(  # noqa: UP045
             None, "--wheel", help="Install this hecktorseg wheel instead of copying the running source."

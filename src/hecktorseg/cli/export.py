@@ -57,6 +57,10 @@ def register(app: typer.Typer) -> None:
                 f"and each side at most {_MAX_SIDE}",
                 hint="the shape is only an example for tracing; a small one such as 1,2,32,32,32 is best",
             )
+        if output.exists() and output.resolve() == checkpoint.resolve():
+            raise ConfigError(
+                "the output is the input checkpoint", path=output, hint="give another output file"
+            )
         if output.exists() and not force:
             raise ConfigError("output exists", path=output, hint="pass --force to overwrite it")
 

@@ -231,6 +231,24 @@ def merge(config: T, overrides: Mapping[str, Any], *, where: str = "override") -
     return from_dict(type(config), data, where=where)
 
 
+class _UniqueKeySafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (line {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(cls: type[T], path: PathLike, *, section: str | None = None, base: T | None = None) -> T:
     """Load configuration ``cls`` from a YAML file (``yaml.safe_load``).
 
@@ -253,7 +271,7 @@ def load_yaml(cls: type[T], path: PathLike, *, section: str | None = None, base:
     if p.exists() and not p.is_file():  # a FIFO or device would block or never end
         raise ConfigError("configuration path is not a regular file", path=p, hint="give the YAML file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeySafeLoader)
     except FileNotFoundError:
         raise ConfigError("configuration file not found", path=p) from None
     except UnicodeDecodeError as exc:

@@ -35,6 +35,7 @@ import attrs
 
 import hecktorseg
 from hecktorseg._version import __version__
+from hecktorseg.container._checks import check_challenge_outputs, check_context_folder, check_image_tag
 from hecktorseg.container.dependencies import (
     pinned_requirements,
     variant,
@@ -50,6 +51,7 @@ from hecktorseg.container.templates import (
     default_base_image,
 )
 from hecktorseg.errors import ConfigError, DataError
+from hecktorseg.inference import MIN_GTVN_VOLUME_MM3
 from hecktorseg.io import atomic_write_text, write_image
 from hecktorseg.typing import PathLike
 
@@ -112,7 +114,7 @@ def build_context(
     *,
     tta: bool = False,
     largest_component: bool = False,
-    min_gtvn_volume: float = 0.0,
+    min_gtvn_volume: float = MIN_GTVN_VOLUME_MM3,
     wheel: PathLike | None = None,
     sample: bool = True,
     image: str | None = None,
@@ -159,13 +161,14 @@ def build_context(
     Raises
     ------
     ConfigError
-        No model, ``out_dir`` not empty, a wheel that is not a ``hecktorseg`` wheel.
+        No model, ``out_dir`` not empty, the current folder (or above it) or holding an input;
+        a wheel that is not a ``hecktorseg`` wheel; an image name outside Docker's grammar.
     CheckpointError
         A checkpoint cannot be loaded.
     """
     from hecktorseg.inference import Predictor
 
-    image = image or f"hecktorseg-gc:{__version__}"
+    image = check_image_tag(image or f"hecktorseg-gc:{__version__}")
     chosen = variant(variant_name)
     index_url = chosen.torch_index_url if torch_index_url is None else torch_index_url
     requirements = pinned_requirements(chosen.name)
@@ -183,6 +186,7 @@ def build_context(
     if not paths:
         raise ConfigError("no checkpoint given", hint="pass at least one checkpoint path in models")
     out = Path(out_dir)
+    check_context_folder(out, [*paths, *([Path(wheel)] if wheel is not None else [])])
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ConfigError(
             "output folder exists and is not empty",
@@ -201,9 +205,7 @@ def build_context(
             hint="build one with `python -m build` (hecktorseg-*.whl)",
         )
     predictor = Predictor.from_checkpoints(paths, device="cpu", tta=tta, min_gtvn_volume=min_gtvn_volume)
-    n_out = {int(getattr(m, "hparams", {}).get("n_classes", 0) or 0) for m in predictor.models}
-    if n_out == {1}:
-        logger.warning("binary model(s): the image writes labels 0/1 only (no GTVn)")
+    check_challenge_outputs(predictor.n_outputs)
 
     staging = out.with_name(f".{out.name}.building")
     if staging.exists():

@@ -28,9 +28,10 @@ import attrs
 import numpy as np
 import SimpleITK as sitk
 
+from hecktorseg.container._checks import check_challenge_outputs
 from hecktorseg.container.dependencies import variant
 from hecktorseg.errors import DataError
-from hecktorseg.inference import Predictor
+from hecktorseg.inference import MIN_GTVN_VOLUME_MM3, Predictor
 from hecktorseg.io import IMAGE_SUFFIXES, Case, write_image
 from hecktorseg.typing import PathLike
 
@@ -153,27 +154,45 @@ def find_container_input(input_dir: PathLike = "/input") -> ContainerInput:
     Raises
     ------
     DataError
-        ``images/ct`` or ``images/pet`` missing, or not holding exactly one image;
-        ``ehr.json`` that is not a JSON object.
+        ``images/ct`` or ``images/pet`` missing, or not holding exactly one image. An
+        ``ehr.json`` that cannot be read is ignored with a warning (the models do not use it).
     """
     root = Path(input_dir)
     if not root.is_dir():
         raise DataError("input folder not found", path=root, hint="mount the case at /input or pass --input")
     ct = _single_image(root / CT_DIR, "ct")
     pet = _single_image(root / PET_DIR, "pet")
-    ehr: dict[str, Any] | None = None
-    ehr_path = root / EHR_FILE
-    if ehr_path.is_file():
-        try:
-            data = json.loads(ehr_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(
-                f"cannot read the clinical values ({exc})", path=ehr_path, hint="give a JSON object"
-            ) from None
+    return ContainerInput(ct_path=ct, pet_path=pet, ehr=_read_ehr(root / EHR_FILE))
+
+
+_MAX_EHR_BYTES = 1 << 20
+"""A larger ``ehr.json`` is not read (it holds a handful of clinical values)."""
+
+
+def _read_ehr(path: Path) -> dict[str, Any] | None:
+    """The clinical values of ``ehr.json``, or ``None`` (with a warning) where it cannot be used.
+
+    The segmentation does not use them, so a bad file (not JSON, not an object, nested
+    deeper than Python's recursion limit, numbers longer than Python converts, far too
+    large) never stops a case.
+    """
+    if not path.is_file():
+        return None
+    try:
+        if path.stat().st_size > _MAX_EHR_BYTES:
+            raise ValueError(f"larger than {_MAX_EHR_BYTES // 1024} KiB")
+        data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
-            raise DataError("clinical values are not a JSON object", path=ehr_path, hint="give a JSON object")
-        ehr = data
-    return ContainerInput(ct_path=ct, pet_path=pet, ehr=ehr)
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        text = str(exc).strip().splitlines()
+        logger.warning(
+            "%s: clinical values ignored (%s); they are not used by the segmentation",
+            path,
+            text[0][:200] if text else type(exc).__name__,
+        )
+        return None
+    return data
 
 
 def container_predict(
@@ -185,7 +204,7 @@ def container_predict(
     tta: bool = False,
     device: str = "auto",
     largest_component: bool = False,
-    min_gtvn_volume: float = 0.0,
+    min_gtvn_volume: float = MIN_GTVN_VOLUME_MM3,
     num_threads: int | None = None,
     backend: str = "auto",
     precision: str = "auto",
@@ -211,7 +230,7 @@ def container_predict(
     DataError
         Bad input folder (see :func:`find_container_input`), unreadable images.
     ConfigError, CheckpointError
-        No or unloadable model.
+        No or unloadable model; a model with more than 3 outputs (labels above 2).
     """
     found = find_container_input(input_dir)
     if found.ehr is not None:
@@ -227,6 +246,7 @@ def container_predict(
             backend=backend,
             precision=precision,
         )
+    check_challenge_outputs(predictor.n_outputs)
     case = Case(found.case_id, "", found.ct_path, found.pet_path)
     prediction = predictor.predict_case(case)
     dest = Path(output_dir) / OUTPUT_RELPATH

@@ -7,6 +7,7 @@ variant (:data:`~hecktorseg.container.VARIANTS`) installs its pinned ``requireme
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -174,8 +175,9 @@ def _entrypoint(
     options = ["--tta" if tta else "--no-tta"]
     if largest_component:
         options.append("--largest-component")
-    if min_gtvn_volume > 0:
-        options += ["--min-gtvn-volume", repr(float(min_gtvn_volume))]
+    # always written: the image must apply the post-processing it was built with, whatever the
+    # default of the hecktorseg version inside
+    options += ["--min-gtvn-volume", repr(float(min_gtvn_volume))]
     return (
         _ENTRYPOINT.replace("@MODELS@", repr(list(model_names)))
         .replace("@OPTIONS@", repr(options))
@@ -195,7 +197,8 @@ def _run_sample(image: str, variant_name: str = "cpu") -> str:
 #   ./run_sample.sh [IMAGE] [INPUT_DIR] [OUTPUT_DIR]
 set -euo pipefail
 HERE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
-IMAGE="${{1:-{image}}}"
+DEFAULT_IMAGE={shlex.quote(image)}
+IMAGE="${{1:-$DEFAULT_IMAGE}}"
 INPUT="$(cd "${{2:-$HERE/sample/input}}" && pwd)"
 OUTPUT="${{3:-$HERE/sample/output}}"
 {gpus}

@@ -52,6 +52,7 @@ from hecktorseg.data._synth_render import _rng
 from hecktorseg.data._synth_render import make_phantom as make_phantom
 from hecktorseg.errors import ConfigError, DataError, LayoutError
 from hecktorseg.io import (
+    LAYOUT_SPECS,
     BBox,
     Case,
     ClinicalInfo,
@@ -182,6 +183,26 @@ def _parse_layout(edition: Layout | str) -> Layout:
         raise ConfigError(f"unknown dataset edition {edition!r}", hint=exc.hint) from None
 
 
+def _remove_other_synth_tables(root: Path, spec: LayoutSpec) -> None:
+    """Remove the tables another edition's synthetic dataset keeps in ``root`` (``force=True``).
+
+    They would make the folder look like that edition (layout detection reads its tables)
+    and give its cases stale clinical values.
+    """
+    own = {
+        spec.synth.bbox_table,
+        spec.synth.clinical_table,
+        "dataset.json" if spec.synth.dataset_json else None,
+    }
+    for other in LAYOUT_SPECS:
+        synth = other.synth
+        for name in (synth.bbox_table, synth.clinical_table, "dataset.json" if synth.dataset_json else None):
+            path = root / name if name is not None and name not in own else None
+            if path is not None and path.is_file():
+                path.unlink()
+                logger.info("removed %s (a table of a %s synthetic dataset)", path, other.name)
+
+
 def write_synthetic_dataset(
     out_dir: PathLike,
     *,
@@ -239,6 +260,8 @@ def write_synthetic_dataset(
             path=root,
             hint="choose an empty folder or pass force=True to write into it",
         )
+    if force:
+        _remove_other_synth_tables(root, spec)
     suffix = ".nii.gz" if cfg.compress else ".nii"
     cases: list[Case] = []
     boxes: dict[str, BBox] = {}

@@ -28,6 +28,7 @@ from hecktorseg.evaluation.results import (
     EvaluationResult,
     RankingResult,
     _check_free,
+    _remove_stale_runs,
     _write_outputs,
     _write_ranking,
     metric_columns,
@@ -327,6 +328,8 @@ def evaluate_runs(
     if out_path is not None:
         results = {name: _write_outputs(r, out_path / name) for name, r in results.items()}
         csv_path = out_path / "ranking.csv"
+        if force:
+            _remove_stale_runs(csv_path, set(runs))
         _write_ranking(ranking, runs, csv_path)
     return RankingResult(edition=rules.edition, runs=results, ranking=ranking, ranking_csv=csv_path)
 

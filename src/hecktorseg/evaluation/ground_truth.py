@@ -8,7 +8,7 @@ from pathlib import Path
 import attrs
 
 from hecktorseg.errors import DataError, LayoutError
-from hecktorseg.io import IMAGE_SUFFIXES, BBox, Layout
+from hecktorseg.io import BBox, Layout, image_files
 from hecktorseg.io.layout_specs import split_image_suffix
 from hecktorseg.typing import PathLike
 
@@ -44,22 +44,18 @@ def _strip_suffix(name: str) -> str | None:
 
 
 def find_prediction(pred_dir: PathLike, patient_id: str) -> Path | None:
-    """The prediction file ``<pred_dir>/<patient_id>.nii.gz`` (or another image suffix), if any."""
-    root = Path(pred_dir)
-    for suffix in IMAGE_SUFFIXES:
-        candidate = root / f"{patient_id}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    """The prediction file ``<pred_dir>/<patient_id>.nii.gz`` (or another image suffix), if any.
+
+    Raises
+    ------
+    DataError
+        The patient's prediction in two files (e.g. ``.nii.gz`` and ``.mha``).
+    """
+    return image_files(pred_dir).get(patient_id)
 
 
 def _label_folder(root: Path, boxes: Mapping[str, BBox]) -> list[GroundTruthCase]:
-    out = []
-    for path in sorted(root.iterdir()):
-        pid = _strip_suffix(path.name) if path.is_file() and not path.name.startswith(".") else None
-        if pid is not None:
-            out.append(GroundTruthCase(pid, path, boxes.get(pid)))
-    return out
+    return [GroundTruthCase(pid, path, boxes.get(pid)) for pid, path in sorted(image_files(root).items())]
 
 
 def find_ground_truth(

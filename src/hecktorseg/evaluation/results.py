@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,26 @@ def _write_ranking(ranking: tuple[RunRanking, ...], runs: Mapping[str, Path], cs
         row = {k: _format(v) for k, v in entry.row().items()}
         writer.writerow({**row, "predictions": str(runs[entry.run])})
     atomic_write_text(csv_path, buffer.getvalue())
+
+
+def _remove_stale_runs(csv_path: Path, keep: Collection[str]) -> None:
+    """Before a ranking replaces ``csv_path`` (``force=True``): remove the per-run files of the runs
+    that the previous ``ranking.csv`` lists and this ranking does not write again.
+
+    Only the files a ranking writes (``per_case.csv``, ``summary.json``) are removed, and a run
+    folder only when nothing else is left in it.
+    """
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as fh:
+            names = [row.get("run") or "" for row in csv.DictReader(fh)]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return
+    for name in names:
+        if not name or name in keep or name in (".", "..") or "/" in name or "\\" in name:
+            continue
+        folder = csv_path.parent / name
+        for file in ("per_case.csv", "summary.json"):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                (folder / file).unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
 import tempfile
 import threading
 import warnings
@@ -30,8 +28,9 @@ import torch
 from torch import Tensor, nn
 from torch.jit import TracerWarning  # type: ignore[attr-defined]
 
+from hecktorseg.inference._ir_cache import cache_ir, read_cached_ir, writable_folder
 from hecktorseg.models import split_output_head
-from hecktorseg.runtime import Precision, autocast
+from hecktorseg.runtime import Precision, autocast, import_openvino
 
 if TYPE_CHECKING:
     from hecktorseg.inference.backends import CompiledModel, RuntimeChoice
@@ -157,8 +156,7 @@ class _OpenVINOStage:
         with self._lock:
             compiled = self._compiled.get(shape)
             if compiled is None:
-                import openvino as ov
-
+                ov = import_openvino()
                 model = self.ov_model.clone()
                 model.reshape({model.inputs[0]: ov.PartialShape(list(shape))})
                 compiled = self.core.compile_model(model, "CPU", self.config)
@@ -260,20 +258,6 @@ def _example(model: nn.Module) -> Tensor:
     return torch.zeros((1, channels, 32, 32, 32))
 
 
-def _write_dir_atomically(final: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp_dir)``, then move ``tmp_dir`` onto ``final`` (another process may win the race)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        write(tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # ``final`` appeared meanwhile (a parallel process): keep theirs
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _openvino_parts(
     model: nn.Module, precision: Precision
 ) -> list[tuple[str, nn.Module, Precision, Callable[[], Tensor]]]:
@@ -306,7 +290,7 @@ def _openvino_model(
     folder = disk / "openvino" / ov.get_version().split("-")[0] if disk is not None else None
     if folder is not None:
         blobs = folder / "blobs"
-        if _writable_folder(blobs):
+        if writable_folder(blobs):
             try:
                 core.set_property({"CACHE_DIR": str(blobs)})
             except Exception as exc:
@@ -317,8 +301,8 @@ def _openvino_model(
     stages: list[_OpenVINOStage] = []
     for name, part, part_precision, example in _openvino_parts(model, precision):
         ir = folder / key / name / "model.xml" if folder is not None else None
-        if ir is not None and ir.exists():
-            ov_model = core.read_model(str(ir))
+        ov_model, stale = read_cached_ir(core, ir) if ir is not None else (None, False)
+        if ov_model is not None and ir is not None:
             logger.info("OpenVINO: %s read from the cache %s", name, ir.parent)
         else:
             example_input = example()
@@ -335,29 +319,9 @@ def _openvino_model(
                 )
             _CONVERSIONS["openvino"] += 1
             if ir is not None:
-                _cache_ir(ov, ov_model, ir)
+                cache_ir(ov, ov_model, ir, replace=stale)
         stages.append(_OpenVINOStage(ov_model, core, part_precision, threads))
     return _OpenVINOModel(stages)
-
-
-def _writable_folder(folder: Path) -> bool:
-    """Whether ``folder`` exists or can be created, and can be written to."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(folder, os.W_OK | os.X_OK)
-
-
-def _cache_ir(ov: Any, ov_model: Any, ir: Path) -> None:
-    """Save ``ov_model`` as ``ir`` (written in a temporary folder, then moved into place)."""
-    try:
-        _write_dir_atomically(
-            ir.parent, lambda tmp: ov.save_model(ov_model, str(tmp / ir.name), compress_to_fp16=False)
-        )
-        logger.info("OpenVINO: converted model cached in %s", ir.parent)
-    except OSError as exc:
-        logger.warning("OpenVINO: could not cache the converted model in %s (%s)", ir.parent, exc)
 
 
 def _onnxruntime_model(model: nn.Module, key: str, threads: int, disk: Path | None) -> CompiledModel:

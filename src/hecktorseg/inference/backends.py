@@ -38,7 +38,7 @@ from hecktorseg.inference._compiled import (
     _openvino_model,
     _TorchModel,
 )
-from hecktorseg.runtime import Precision, cache_dir, native_bf16, resolve_precision
+from hecktorseg.runtime import Precision, cache_dir, import_openvino, native_bf16, resolve_precision
 
 __all__ = [
     "BACKENDS",
@@ -136,6 +136,8 @@ def backend_available(backend: str) -> bool:
 def _import_backend(backend: str) -> Any:
     """Import the backend's main module or raise a :class:`ConfigError` with the install command."""
     try:
+        if backend == "openvino":
+            return import_openvino()  # with its telemetry off
         for name in _MODULES[backend][1:]:
             importlib.import_module(name)
         return importlib.import_module(_MODULES[backend][0])
@@ -300,7 +302,11 @@ def compile_model(
             return hit
     disk: Path | None
     if cache is True:
-        disk = cache_dir()
+        try:
+            disk = cache_dir()
+        except ConfigError as exc:  # no home folder: convert in memory only
+            logger.warning("OpenVINO/ONNX: converted models not kept on disk (%s)", exc)
+            disk = None
     elif cache is False:
         disk = None
     else:

@@ -105,6 +105,8 @@ class Predictor:
         self.device: torch.device = resolve_device(cfg.device)
         self.runtime: RuntimeChoice = select_runtime(cfg.backend, cfg.precision, self.device)
         cache: bool | str = cfg.cache
+        self.n_outputs: tuple[int, ...] = tuple(int(getattr(m, "n_classes", 0) or 0) for m in models)
+        """Output channels of each model (0 where a model does not say)."""
         self.models: list[CompiledModel] = [
             compile_model(
                 m,
@@ -174,6 +176,14 @@ class Predictor:
             models.append(loaded.model)
             patches.append((loaded.metadata.get("train") or {}).get("patch_size"))
             saved = _preprocess_from_metadata(loaded.metadata, str(path))
+            if preprocess is None and loaded.kind != "original" and loaded.metadata.get("preprocess") is None:
+                logger.warning(
+                    "%s records no preprocessing (metadata.preprocess): predicting with the defaults "
+                    "(%s mm, %s voxels), which give wrong masks if it was trained on another grid",
+                    path,
+                    "×".join(f"{v:g}" for v in saved.spacing),
+                    "×".join(str(v) for v in saved.size),
+                )
             chosen = apply_preprocessing_choice(
                 saved, cfg.preprocessing, original_checkpoint=loaded.kind == "original"
             )

@@ -34,6 +34,7 @@ from hecktorseg.io.image import (
     image_to_array,
     write_image,
 )
+from hecktorseg.io.layout_detect import image_files
 from hecktorseg.io.layout_specs import (
     LABELS_GTVP_GTVN,
     LAYOUT_NAMES,
@@ -89,6 +90,7 @@ __all__ = [
     "discover_cases",
     "ensure_output_dir",
     "find_clinical_tables",
+    "image_files",
     "image_to_array",
     "layout_paths",
     "layout_spec",

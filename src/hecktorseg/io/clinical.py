@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeAlias
 
@@ -159,8 +160,7 @@ def read_clinical_table(path: PathLike, *, require_centre: bool = False) -> dict
     Parameters
     ----------
     path
-        CSV file with a ``PatientID`` column (the first column is taken as the id
-        when no column has that name).
+        CSV file with a ``PatientID`` column (ids are compared in Unicode NFC form).
     require_centre
         Raise if the table has no ``CenterID`` column.
 
@@ -172,8 +172,8 @@ def read_clinical_table(path: PathLike, *, require_centre: bool = False) -> dict
     Raises
     ------
     DataError
-        The file is missing, unreadable, not CSV, empty, or a patient id is empty
-        or appears twice (the message names the table and the lines); with
+        The file is missing, unreadable, not CSV, empty, has no ``PatientID`` column,
+        or a patient id is empty or appears twice (the message names the table and the lines); with
         ``require_centre``, the table lacks ``CenterID``.
     """
     p, raw_header, reader = open_csv_table(
@@ -190,12 +190,18 @@ def read_clinical_table(path: PathLike, *, require_centre: bool = False) -> dict
             path=p,
             hint=f"add a {CENTRE_COLUMN} column, or let centres come from the patient-id prefix",
         )
-    id_col = header.index(ID_COLUMN) if ID_COLUMN in header else 0
+    if ID_COLUMN not in header:
+        raise DataError(
+            f"clinical table has no {ID_COLUMN} column (header: {','.join(header)[:200]})",
+            path=p,
+            hint=f"name the column of patient ids {ID_COLUMN}",
+        )
+    id_col = header.index(ID_COLUMN)
     rows: dict[str, ClinicalInfo] = {}
     seen_at: dict[str, int] = {}
     for line, row in csv_rows(reader, p, bad_csv_hint="fix the table"):
         cells = row + [""] * (len(header) - len(row))
-        pid = cells[id_col].strip()
+        pid = unicodedata.normalize("NFC", cells[id_col].strip())  # one spelling of accented ids
         if not pid:
             raise DataError(f"line {line}: empty {ID_COLUMN}", path=p, hint="fix the row")
         if pid in seen_at:

@@ -3,6 +3,7 @@ clinical tables kept beside its images (:func:`find_bbox_tables`, :func:`find_cl
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from hecktorseg.io.layout_specs import (
 from hecktorseg.io.tables import read_bbox_table
 from hecktorseg.typing import PathLike
 
-__all__ = ["detect_layout", "find_bbox_tables", "find_clinical_tables"]
+__all__ = ["detect_layout", "find_bbox_tables", "find_clinical_tables", "image_files"]
 
 
 _LAYOUT_HELP = (
@@ -30,18 +31,39 @@ _LAYOUT_HELP = (
 )
 
 
-def _images_in(folder: Path) -> dict[str, Path]:
-    """Image files in ``folder`` keyed by their name without the image suffix."""
+def image_files(folder: PathLike) -> dict[str, Path]:
+    """Image files in ``folder`` keyed by their name without the image suffix.
+
+    Every reader of images, label maps and predictions finds them here, so one rule holds
+    everywhere: one image in two formats (``CHUM-001.nii.gz`` and ``CHUM-001.mha``) is an
+    error naming both files, never a silent choice of one of them.
+
+    Raises
+    ------
+    DataError
+        Two files with the same name but different image suffixes.
+    """
     out: dict[str, Path] = {}
-    if not folder.is_dir():
+    root = Path(folder)
+    if not root.is_dir():
         return out
-    for path in sorted(folder.iterdir()):
+    for path in sorted(root.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
         split = split_image_suffix(path.name)
-        if split is not None and split[0] not in out:
-            out[split[0]] = path
+        if split is None:
+            continue
+        if split[0] in out:
+            raise DataError(
+                f"one image in two files: {out[split[0]].name} and {path.name}",
+                path=path,
+                hint="keep one of the two files (move the other out of the folder)",
+            )
+        out[split[0]] = path
     return out
+
+
+_images_in = image_files
 
 
 def _check_root(root: PathLike) -> Path:
@@ -156,7 +178,17 @@ def find_clinical_tables(root: PathLike, layout: Layout | str) -> list[Path]:
     2025: ``HECKTOR_2025_Training_Task_1.csv`` or ``hecktor2025_clinical_info_training.csv`` +
     ``hecktor2025_endpoint_training.csv``; 2026: ``HECKTOR_2026_Training_Task.csv``; others: none.
     """
-    return _find_files(Path(root), layout_spec(layout).clinical_tables)
+    patterns = layout_spec(layout).clinical_tables
+    for folder in (Path(root), Path(root).parent):
+        named = [folder / pattern for pattern in patterns if not any(c in pattern for c in "*?[")]
+        odd = [p for p in named if os.path.lexists(p) and not p.is_file()]
+        if odd:  # a FIFO, folder or link loop: ignoring it would change the centres (and folds)
+            raise DataError(
+                "clinical table is not a readable regular file (a folder, FIFO, device or broken link)",
+                path=odd[0],
+                hint="replace it with the CSV file, or remove it",
+            )
+    return _find_files(Path(root), patterns)
 
 
 def _load_tables(tables: list[Path]) -> dict[str, tuple[BBox, Path]]:

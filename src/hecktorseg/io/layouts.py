@@ -15,6 +15,7 @@ the centre of each case follows :func:`hecktorseg.io.centre_of`.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -316,8 +317,9 @@ def discover_cases(
                     hint="add a row for it, or pass the matching box table (bbox_table=)",
                 )
             bbox = boxes[pid][0]
-        info = clinical.get(pid, ClinicalInfo())
-        if clinical_paths and pid not in clinical:
+        key = unicodedata.normalize("NFC", pid)  # macOS writes folder names decomposed (NFD)
+        info = clinical.get(key, ClinicalInfo())
+        if clinical_paths and key not in clinical:
             logger.debug("patient %s has no row in the clinical table(s)", pid)
         cases.append(
             Case(

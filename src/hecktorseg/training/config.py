@@ -16,6 +16,7 @@ leave-one-centre-out folds in sorted centre order); :meth:`TrainConfig.paper`
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import attrs
@@ -26,13 +27,13 @@ __all__ = ["PAPER_TRAIN", "TrainConfig"]
 
 
 def _positive(instance: Any, attribute: Any, value: Any) -> None:
-    if value is not None and value <= 0:
-        raise ConfigError(f"train.{attribute.name}: must be > 0, got {value!r}")
+    if value is not None and not (value > 0 and math.isfinite(value)):  # NaN fails every comparison
+        raise ConfigError(f"train.{attribute.name}: must be a finite number > 0, got {value!r}")
 
 
 def _non_negative(instance: Any, attribute: Any, value: Any) -> None:
-    if value is not None and value < 0:
-        raise ConfigError(f"train.{attribute.name}: must be >= 0, got {value!r}")
+    if value is not None and not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"train.{attribute.name}: must be a finite number >= 0, got {value!r}")
 
 
 def _probability(instance: Any, attribute: Any, value: Any) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from hecktorseg.errors import ConfigError, DataError
 from hecktorseg.io import atomic_write_text, centre_of
+from hecktorseg.io.files import check_input_file
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.typing import PathLike
 
@@ -106,6 +107,10 @@ def load_split_file(path: PathLike, patient_ids: Sequence[str]) -> list[Split]:
         If the file is missing or malformed, or names unknown cases.
     """
     p = Path(path)
+    try:
+        check_input_file(p, what="split file")  # a FIFO or /dev/zero would hang or fill the memory
+    except DataError as exc:
+        raise ConfigError(exc.message, path=p, hint="check train.split_file") from None
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:

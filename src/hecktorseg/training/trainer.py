@@ -116,6 +116,13 @@ class Trainer:
         self.n_classes: int = int(n_classes)
         """Output channels of the model (``config.n_classes`` resolved)."""
         config = resolve_loss_defaults(config, self.n_classes)
+        if self.n_classes > 3:
+            logger.warning(
+                "n_classes=%d: HECKTOR labels are 0 (background), 1 (GTVp) and 2 (GTVn); channels 3 to %d "
+                "learn labels the data never holds (each scores Dice 1.0), and predictions may hold them",
+                self.n_classes,
+                self.n_classes - 1,
+            )
         self.config = config
         """The recipe as it runs (``loss: auto`` and ``dice_skip_absent: null`` resolved)."""
         self.fold_dir = Path(fold_dir)
