@@ -58,6 +58,10 @@ smartquotes = False  # keep `--flag` as typed (no en dashes) in help texts and p
 # references to private modules): off until those are fixed (issue 23, item 9). The ignore list
 # below is what remains for names outside the package once they are.
 nitpicky = False
+# A class a package re-exports is documented once, with autodoc's ``:canonical:`` name of its
+# defining module as a second target of the same object; a short annotation (``RunInfo``) then
+# finds both. They are one object, so that ambiguity is not worth a warning.
+suppress_warnings = ["ref.python"]
 nitpick_ignore_regex = [
     ("py:.*", r"(torch|np|numpy|sitk|SimpleITK|attrs|typer|yaml|pathlib|os|collections|typing|abc)(\..*)?"),
     (

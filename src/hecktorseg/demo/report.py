@@ -9,8 +9,7 @@ from hecktorseg.io import atomic_write_text
 
 if TYPE_CHECKING:
     from hecktorseg.demo.run import DemoConfig
-    from hecktorseg.training import TrainConfig
-    from hecktorseg.training.runinfo import RunInfo
+    from hecktorseg.training import RunInfo, TrainConfig
 
 __all__ = [
     "departures_from_paper",
@@ -41,7 +40,7 @@ def describe_loss(ran: TrainConfig) -> str:
 
 def describe_hardware(ran: TrainConfig, runtime: RunInfo | None = None) -> str:
     """Device, batch and precision of a run: from what it recorded having used (``runtime``,
-    :class:`~hecktorseg.training.runinfo.RunInfo`), else from its recorded configuration."""
+    :class:`~hecktorseg.training.RunInfo`), else from its recorded configuration."""
     if runtime is not None:
         return runtime.hardware() + (" + channels-last" if runtime.channels_last else "")
     device = {"cpu": "CPU", "cuda": "CUDA GPU"}.get(ran.device, ran.device)
