@@ -86,6 +86,7 @@ def departures_from_paper(
     ran = ran if ran is not None else _train_config_values(cfg)
     size, spacing = cfg.grid_size, cfg.grid_spacing
     grid = f"{size}³" if not cfg.nodes else f"{size}×{size}×{_taller(size)}"
+    rotation = f"p {ran.rotation_p:g}, up to {ran.max_angle:g}°" if ran.rotation_p > 0 else "none"
     rows = [
         (
             "data",
@@ -111,12 +112,10 @@ def departures_from_paper(
             "cosine warm restarts, 25-epoch cycles, 300 epochs",
             f"one cosine cycle of {ran.t_0} epochs" if ran.t_0 == ran.epochs else f"{ran.epochs} epochs",
         ),
-        ("rotation", "p 0.5, 1–3 axes one after the other, 0–44° with random sign, 0 fill", "none"),
+        ("rotation", "p 0.5, 1–3 axes one after the other, 0–44° with random sign, 0 fill", rotation),
         ("mirroring", "p 0.5 over 0–3 axes (flipped at all: 0.375)", "p 0.5 over 1–3 axes (flipped: 0.5)"),
         ("hardware", "two GPUs, batch 1 each, fp32", describe_hardware(ran, runtime)),
     ]
-    if ran.rotation_p > 0:
-        rows[8] = (rows[8][0], rows[8][1], f"p {ran.rotation_p:g}, up to {ran.max_angle:g}°")
     if cfg.nodes:
         rows += [
             (
