@@ -198,3 +198,18 @@ def test_normalize_batch_matches_stack_channels_and_falls_back_without_fov() -> 
         )[1],
         atol=1e-5,
     )
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("transform", [OURS, PAPER], ids=["ours", "paper"])
+def test_on_cuda_the_batch_is_the_cpu_batch(transform: Compose) -> None:
+    """The same seeds on a real GPU give the CPU's batch up to interpolation rounding."""
+    augmenter = BatchAugmenter(transform, PreprocessConfig())
+    seeds = list(range(8))
+    raw = _batch(seeds)
+    cpu = augmenter(raw, seeds)
+    gpu = augmenter({k: v.to("cuda") for k, v in raw.items()}, seeds)
+    assert gpu["image"].device.type == "cuda"
+    np.testing.assert_allclose(gpu["image"].cpu().numpy(), cpu["image"].numpy(), atol=1e-3)
+    # nearest-neighbour labels: a voxel may fall on the other side of a half-voxel tie
+    assert (gpu["label"].cpu() == cpu["label"]).float().mean() > 0.999

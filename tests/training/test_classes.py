@@ -55,6 +55,7 @@ def test_three_class_training_writes_per_class_metrics(nodes_dir: Path, tmp_path
     with (fold / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0])[6:] == [
+        "train_seconds",
         "val_dice_gtvp",
         "val_dice_gtvn",
         "val_dsc_agg_gtvp",
@@ -77,7 +78,15 @@ def test_n_classes_flag_overrides_the_manifest(nodes_dir: Path, tmp_path: Path) 
     with torch.no_grad():
         assert model(torch.zeros(1, 2, 32, 32, 32)).shape[1] == 1
     with (tmp_path / "fold_0" / "metrics.csv").open() as handle:
-        assert next(csv.reader(handle)) == ["epoch", "lr", "train_loss", "val_loss", "val_dice", "seconds"]
+        assert next(csv.reader(handle)) == [
+            "epoch",
+            "lr",
+            "train_loss",
+            "val_loss",
+            "val_dice",
+            "seconds",
+            "train_seconds",
+        ]
 
 
 def test_class_overlaps_against_numpy() -> None:

@@ -6,6 +6,7 @@ The device path is exercised on the CPU: its code is the same on CUDA, only fast
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,17 @@ def test_config_yaml_and_checkpoint_state_what_ran(preprocessed_dir: Path, tmp_p
     assert load_yaml(TrainConfig, result.fold_dir / "config.yaml") == resolve_loss_defaults(config, 1)
     saved = read_checkpoint_file(result.best_checkpoint)["metadata"]["runtime"]
     assert saved["precision"] == "bf16" and saved["augment_device"] == "none"
+
+
+@pytest.mark.gpu
+def test_training_on_cuda_batches_on_the_gpu_and_says_so(preprocessed_dir: Path, tmp_path: Path) -> None:
+    """On a real GPU the defaults train in fp16 with gradient scaling, augment there, and record it."""
+    tiny = {k: v for k, v in TINY.items() if k not in ("device", "deterministic")}
+    result = train(preprocessed_dir, tmp_path, TrainConfig(**tiny, device="cuda"), fold=0)
+    runtime = result.runtime
+    assert runtime is not None
+    assert (runtime.device, runtime.precision, runtime.grad_scaler) == ("cuda", "fp16", True)
+    assert runtime.augment_device.startswith("cuda") and runtime.tf32 is True
+    assert all(math.isfinite(h.train_loss) and h.train_seconds <= h.seconds for h in result.history)
+    text = (result.fold_dir / "config.yaml").read_text(encoding="utf-8")
+    assert "#   device: cuda" in text and "#   precision: fp16" in text

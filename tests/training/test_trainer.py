@@ -70,8 +70,10 @@ def test_outputs_of_a_fold(learned: tuple[TrainConfig, Path, object], preprocess
     # metrics.csv: one row per epoch with the documented columns; the cosine schedule steps per epoch
     with (fold / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["epoch", "lr", "train_loss", "val_loss", "val_dice", "seconds"]
+    assert list(rows[0]) == ["epoch", "lr", "train_loss", "val_loss", "val_dice", "seconds", "train_seconds"]
     assert [int(r["epoch"]) for r in rows] == list(range(1, 11))
+    # the training steps are a part of the epoch's time (validation and writes are the rest)
+    assert all(0 < float(r["train_seconds"]) <= float(r["seconds"]) for r in rows)
     eta_min, lr0 = config.eta_min, config.lr
     expected = [eta_min + (lr0 - eta_min) * (1 + math.cos(math.pi * (e % 25) / 25)) / 2 for e in range(10)]
     assert [float(r["lr"]) for r in rows] == pytest.approx(expected)

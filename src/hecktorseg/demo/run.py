@@ -17,6 +17,7 @@ from hecktorseg.io import atomic_write_text, ensure_output_dir
 from hecktorseg.typing import PathLike
 
 if TYPE_CHECKING:
+    from hecktorseg.preprocessing import PreprocessConfig
     from hecktorseg.training import TrainConfig, TrainResult
 
 __all__ = [
@@ -100,8 +101,16 @@ class DemoConfig:
     train_precision: str = attrs.field(
         default="auto",
         metadata={
-            "help": "Training precision: auto (2025/2026: bf16 + channels-last where the CPU computes bf16 "
-            "natively, else fp32; 2020: fp32), fp32 or bf16."
+            "help": "Training precision: auto (CUDA: fp16 with gradient scaling; CPU, 2025/2026: bf16 + "
+            "channels-last where the CPU computes bf16 natively, else fp32; CPU, 2020: fp32), fp32, "
+            "bf16 or fp16 (CUDA only)."
+        },
+    )
+    device: str = attrs.field(
+        default="auto",
+        metadata={
+            "help": "Where the demo trains and predicts: auto (CUDA when visible, else the CPU), cpu or "
+            "cuda. The report states what ran."
         },
     )
 
@@ -118,9 +127,13 @@ class DemoConfig:
             )
         if self.size is not None and self.size % 16:
             raise ConfigError(f"demo size must be a multiple of 16, got {self.size}")
-        if self.train_precision not in ("auto", "fp32", "bf16"):
+        if self.train_precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(
-                f"demo train_precision must be auto, fp32 or bf16, got {self.train_precision!r}"
+                f"demo train_precision must be auto, fp32, bf16 or fp16, got {self.train_precision!r}"
+            )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(
+                f"demo device must be auto, cpu or cuda, got {self.device!r}", hint="use --device cpu"
             )
 
     @property
@@ -142,6 +155,21 @@ class DemoConfig:
     def nodes(self) -> bool:
         """Whether the task has lymph nodes (GTVp + GTVn)."""
         return self.edition != "2020"
+
+    def preprocess_config(self) -> PreprocessConfig:
+        """The demo's grid: ``grid_size``³ at ``grid_spacing`` mm; with lymph nodes 1.5 times taller
+        (rounded up to a multiple of 16), so the box holds the neck."""
+        from hecktorseg.preprocessing import PreprocessConfig
+
+        side = self.grid_size
+        return PreprocessConfig(
+            spacing=(self.grid_spacing,) * 3, size=(side, side, _taller(side) if self.nodes else side)
+        )
+
+    def train_config(self, split_file: str = "split.json") -> TrainConfig:
+        """The demo's training settings (device, precision, recipe), with the loss defaults of its task
+        resolved; ``split_file`` names the fixed train/validation split."""
+        return _train_config_values(self, split_file)
 
 
 @attrs.frozen
@@ -198,7 +226,7 @@ def run_demo(
     from hecktorseg.evaluation import evaluate, visualize_case
     from hecktorseg.inference import Predictor, PredictorConfig, predict_dataset
     from hecktorseg.io import discover_cases, write_bbox_table
-    from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
+    from hecktorseg.preprocessing import preprocess_dataset
     from hecktorseg.training import train
 
     cfg = config or DemoConfig()
@@ -221,7 +249,7 @@ def run_demo(
     logger.info("synthesised %d patients (%d held out) in %s", n_total, cfg.n_test, raw)
 
     # 2. preprocessing of the training patients onto a coarse reference grid.
-    pre_cfg = PreprocessConfig(spacing=(cfg.grid_spacing,) * 3, size=(cfg.grid_size,) * 3)
+    pre_cfg = cfg.preprocess_config()
     preprocessed = out / "data" / "preprocessed"
     preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
 
@@ -232,7 +260,7 @@ def run_demo(
     # 4. prediction of the held-out patients on their original CT grids.
     predictor = Predictor.from_checkpoints(
         [result.best_checkpoint],
-        PredictorConfig(device="cpu", backend=cfg.backend, precision=cfg.precision),  # type: ignore[arg-type]
+        PredictorConfig(device=cfg.device, backend=cfg.backend, precision=cfg.precision),  # type: ignore[arg-type]
     )
     pred_dir = out / "predictions"
     predict_dataset(test_dir, pred_dir, predictor, progress=_stage(progress, "predict"))
@@ -285,7 +313,7 @@ def _run_demo_nodes(
     from hecktorseg.evaluation import evaluate, visualize_case
     from hecktorseg.inference import Predictor, PredictorConfig, predict_dataset
     from hecktorseg.io import discover_cases
-    from hecktorseg.preprocessing import PreprocessConfig, preprocess_dataset
+    from hecktorseg.preprocessing import preprocess_dataset
     from hecktorseg.training import train
 
     out = _prepare_out(out_dir, force)
@@ -304,9 +332,7 @@ def _run_demo_nodes(
         shutil.copytree(case.ct_path.parent, test_dir / case.ct_path.parent.name)
 
     # 2. a grid 1.5 times taller than the 2020 demo's, so the box holds the neck nodes.
-    pre_cfg = PreprocessConfig(
-        spacing=(cfg.grid_spacing,) * 3, size=(cfg.grid_size, cfg.grid_size, _taller(cfg.grid_size))
-    )
+    pre_cfg = cfg.preprocess_config()
     preprocessed = out / "data" / "preprocessed"
     preprocess_dataset(train_cases, preprocessed, pre_cfg, progress=_stage(progress, "preprocess"))
 
@@ -317,7 +343,7 @@ def _run_demo_nodes(
     # 4. labels 0/1/2 on the original CT grids; 5. the 2025 rules and pictures.
     predictor = Predictor.from_checkpoints(
         [result.best_checkpoint],
-        PredictorConfig(device="cpu", backend=cfg.backend, precision=cfg.precision),  # type: ignore[arg-type]
+        PredictorConfig(device=cfg.device, backend=cfg.backend, precision=cfg.precision),  # type: ignore[arg-type]
     )
     pred_dir = out / "predictions"
     predict_dataset(test_dir, pred_dir, predictor, layout=layout, progress=_stage(progress, "predict"))
@@ -378,7 +404,7 @@ def _train_config_values(cfg: DemoConfig, split_file: str = "split.json") -> Tra
     """The demo's training settings, with the loss defaults of its task resolved."""
     from hecktorseg.training import TrainConfig, resolve_loss_defaults
 
-    bf16 = _train_bf16(cfg)
+    amp, amp_dtype, channels_last = _train_amp(cfg)
     config = TrainConfig(
         n_filters=cfg.n_filters,
         epochs=cfg.epochs,
@@ -387,25 +413,45 @@ def _train_config_values(cfg: DemoConfig, split_file: str = "split.json") -> Tra
         split_file=split_file,
         seed=cfg.seed,
         num_workers=0,
-        device="cpu",
+        device=cfg.device,  # type: ignore[arg-type]
         rotation_p=0.0,
         mirror_p=0.5,
         t_0=cfg.epochs,  # one cosine cycle over the short run
-        amp=bf16,
-        channels_last=bf16,
+        amp=amp,
+        amp_dtype=amp_dtype,  # type: ignore[arg-type]
+        channels_last=channels_last,
     )
     return resolve_loss_defaults(config, 3 if cfg.nodes else 1)
 
 
-def _train_bf16(cfg: DemoConfig) -> bool:
-    """Whether the demo trains in bfloat16 (``train_precision``; ``auto``: see :class:`DemoConfig`)."""
-    if cfg.train_precision != "auto":
-        return cfg.train_precision == "bf16"
+_AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def _train_amp(cfg: DemoConfig) -> tuple[bool | None, str, bool]:
+    """``(amp, amp_dtype, channels_last)`` of the demo's training (``train_precision`` on ``device``).
+
+    On CUDA ``auto`` leaves the choice to the trainer (fp16 with gradient scaling); on the CPU
+    it is bf16 + channels-last for the node tasks where the CPU computes bf16 natively, else fp32.
+    """
     import torch
 
-    from hecktorseg.runtime import native_bf16
+    from hecktorseg.runtime import native_bf16, resolve_device
 
-    return cfg.nodes and native_bf16(torch.device("cpu"))
+    cuda = resolve_device(cfg.device).type == "cuda"
+    if cfg.train_precision == "fp16" and not cuda:
+        raise ConfigError(
+            "demo train_precision fp16 needs CUDA, but the demo runs on the CPU",
+            hint="use --train-precision bf16 or fp32 on the CPU",
+        )
+    if cfg.train_precision == "fp32":
+        return False, "auto", False
+    if cfg.train_precision in _AMP_DTYPES:
+        bf16_cpu = cfg.train_precision == "bf16" and not cuda
+        return True, _AMP_DTYPES[cfg.train_precision], bf16_cpu
+    if cuda:
+        return None, "auto", False
+    bf16 = cfg.nodes and native_bf16(torch.device("cpu"))
+    return bf16, "auto", bf16
 
 
 def _taller(size: int) -> int:

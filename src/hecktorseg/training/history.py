@@ -29,7 +29,7 @@ __all__ = [
     "write_metrics_csv",
 ]
 
-METRICS_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "seconds")
+METRICS_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "seconds", "train_seconds")
 """Columns of ``metrics.csv`` (binary models: exactly these)."""
 
 _CLASS_NAMES = {1: "gtvp", 2: "gtvn"}
@@ -80,6 +80,9 @@ class EpochMetrics:
         classes: the per-case Dice averaged over the foreground classes).
     seconds
         Wall time of the epoch (training + validation).
+    train_seconds
+        Wall time of the epoch's training steps alone (NaN in histories written before it
+        was recorded); ``samples / train_seconds`` is the training throughput.
     val_class_dice
         Several classes only: mean per-case Dice of each foreground label 1 … C−1 over
         the validation cases whose label map holds it (NaN if none does); a case without
@@ -100,6 +103,7 @@ class EpochMetrics:
     val_class_dice: tuple[float, ...] = attrs.field(default=(), converter=_floats)
     val_class_dsc_agg: tuple[float, ...] = attrs.field(default=(), converter=_floats)
     val_score: float = math.nan
+    train_seconds: float = math.nan
 
     @property
     def score(self) -> float:
@@ -123,6 +127,7 @@ class EpochMetrics:
             val_class_dice=tuple(float(v) for v in data.get("val_class_dice") or ()),
             val_class_dsc_agg=tuple(float(v) for v in data.get("val_class_dsc_agg") or ()),
             val_score=float(data.get("val_score", math.nan)),
+            train_seconds=float(data.get("train_seconds", math.nan)),
         )
 
     def row(self, n_foreground: int) -> list[float | int]:

@@ -473,6 +473,7 @@ class Trainer:
             val_class_dice=val.val_class_dice,
             val_class_dsc_agg=val.val_class_dsc_agg,
             val_score=val.val_score if multi else math.nan,
+            train_seconds=train_seconds,
         )
         self.history.append(row)
         improved = math.isfinite(score) and score > self.best_dice
