@@ -3,6 +3,12 @@
 Usage (a CUDA machine, about 2 minutes on an H200)::
 
     python benchmarks/gpu_convergence.py --json gpu_convergence.json
+    python benchmarks/gpu_convergence.py --cpu --seeds 1 2     # the same on the CPU (~3 min a run)
+
+With ``--cpu`` both runs train on the CPU, deterministically, and the batched code path of the
+GPU (:class:`~hecktorseg.training.device_data.DeviceBatches`) is forced onto the CPU: what
+differs between the two runs of a seed is then the augmentation path alone, not the
+run-to-run variation of GPU kernels.
 
 The demo's GTVp + GTVn recipe (:meth:`hecktorseg.demo.DemoConfig.train_config`, task 2025,
 16 phantoms, 4 of them validating) with the default augmentation switched back on (rotation
@@ -34,8 +40,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="epochs per run (the demo's 30)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--cpu", action="store_true", help="both paths on the CPU, deterministic")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.cpu:
+        from hecktorseg.training import device_data
+
+        # the batched path whatever the device, for the runs that ask for augment_device "cuda"
+        device_data.augment_on_device = lambda config, device: config.augment_device == "cuda"  # type: ignore[assignment]
+    elif not torch.cuda.is_available():
         sys.exit(
             "gpu_convergence.py compares augmentation on a CUDA device with the CPU: no CUDA device here"
         )
@@ -45,7 +57,7 @@ def main() -> None:
     from hecktorseg.preprocessing import preprocess_dataset
     from hecktorseg.training import TrainConfig, train
 
-    demo = DemoConfig(edition="2025", device="cuda", epochs=args.epochs)
+    demo = DemoConfig(edition="2025", device="cpu" if args.cpu else "cuda", epochs=args.epochs)
     defaults = TrainConfig()
     runs: list[dict[str, Any]] = []
     results: dict[str, Any] = {
@@ -73,6 +85,7 @@ def main() -> None:
                     mirror_p=defaults.mirror_p,
                     num_workers=4,
                     plot=False,
+                    deterministic=args.cpu,
                 )
                 start = time.perf_counter()
                 result = train(root / "pre", root / f"{where}_{seed}", config, fold=0)

@@ -186,6 +186,14 @@ def test_build_writes_a_complete_context(three_class_ckpts: list[Path], tmp_path
         build_context(out, three_class_ckpts)
 
 
+def _image_env(out: Path, **more: str) -> dict[str, str]:
+    """The entry point's environment: the context's own copy of hecktorseg first on the path; the
+    other packages stay where this interpreter finds them (site-packages, or a PYTHONPATH)."""
+    inherited = os.environ.get("PYTHONPATH", "")
+    path = os.pathsep.join(p for p in (str(out / "src"), inherited) if p)
+    return {**os.environ, "PYTHONPATH": path, **more}
+
+
 def test_built_entry_point_runs_on_folders(
     nodes_dataset: tuple[Path, list[Case]], three_class_ckpts: list[Path], tmp_path: Path
 ) -> None:
@@ -198,7 +206,7 @@ def test_built_entry_point_runs_on_folders(
     assert runner_result.exit_code == 0, runner_result.output
     assert not (out / "sample").exists()
     gc_in = make_gc_input(cases[1], tmp_path / "in")
-    env = {**os.environ, "PYTHONPATH": str(out / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = _image_env(out, PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
         [sys.executable, str(out / "entrypoint.py"), "--input", str(gc_in), "--output", str(tmp_path / "out"),
          "--device", "cpu", "--threads", "1"],
@@ -230,7 +238,7 @@ def test_the_image_converts_its_models_once_while_it_is_built(
     prepare_at = docker.index("entrypoint.py --prepare-cache")
     assert docker.index("ENV HECKTORSEG_CACHE_DIR=") < prepare_at < docker.index("\nUSER ")
     cache = tmp_path / "cache"
-    env = {**os.environ, "PYTHONPATH": str(out / "src"), "HECKTORSEG_CACHE_DIR": str(cache)}
+    env = _image_env(out, HECKTORSEG_CACHE_DIR=str(cache))
     env.pop("XDG_CACHE_HOME", None)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

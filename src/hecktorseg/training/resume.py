@@ -54,6 +54,7 @@ _RESUME_FREE = frozenset(
         "channels_last",
         "compile",
         "tf32",
+        "cudnn_benchmark",
         "augment_device",
         "log_interval",
     }

@@ -90,6 +90,9 @@ class RunInfo:
         Whether the network ran through ``torch.compile``.
     tf32
         TF32 for float32 convolutions / matrix products on CUDA; ``None`` on the CPU.
+    cudnn_benchmark
+        Whether cuDNN timed its convolution algorithms (``torch.backends.cudnn.benchmark``)
+        on CUDA; ``None`` on the CPU.
     torch_version
         ``torch.__version__``.
     """
@@ -104,6 +107,7 @@ class RunInfo:
     channels_last: bool = False
     compiled: bool = False
     tf32: bool | None = None
+    cudnn_benchmark: bool | None = None
     torch_version: str = attrs.field(factory=_torch_version)
 
     @classmethod
@@ -119,6 +123,7 @@ class RunInfo:
         channels_last: bool = False,
         compiled: bool = False,
         tf32: bool | None = None,
+        cudnn_benchmark: bool | None = None,
     ) -> RunInfo:
         """The record of a run from the objects that run it (device, autocast dtype, ...)."""
         return cls(
@@ -132,6 +137,7 @@ class RunInfo:
             channels_last=channels_last,
             compiled=compiled,
             tf32=tf32,
+            cudnn_benchmark=cudnn_benchmark,
         )
 
     @property
@@ -158,6 +164,8 @@ class RunInfo:
             options.append("torch.compile")
         if self.tf32 is not None:
             options.append(f"TF32 {'on' if self.tf32 else 'off'}")
+        if self.cudnn_benchmark:
+            options.append("cuDNN autotuning")
         return f"{self.hardware()}; {', '.join(options)}"
 
     def to_dict(self) -> dict[str, Any]:

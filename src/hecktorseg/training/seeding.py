@@ -22,21 +22,27 @@ __all__ = ["deterministic_algorithms", "rng_state", "seed_everything", "set_rng_
 
 
 @contextlib.contextmanager
-def deterministic_algorithms(deterministic: bool, device: torch.device) -> Iterator[None]:
+def deterministic_algorithms(
+    deterministic: bool, device: torch.device, *, benchmark: bool = False
+) -> Iterator[None]:
     """Use deterministic algorithms inside the block when ``deterministic`` (restored after).
 
-    Without ``deterministic``, cuDNN benchmarking is switched on for a CUDA ``device``.
+    Without ``deterministic``, cuDNN benchmarking (timing the convolution algorithms at the
+    first step of each shape) is ``benchmark`` on a CUDA ``device``; the setting in force
+    before is restored after the block.
     """
     deterministic_before = torch.are_deterministic_algorithms_enabled()
+    benchmark_before = torch.backends.cudnn.benchmark
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = benchmark
     try:
         yield
     finally:
+        torch.backends.cudnn.benchmark = benchmark_before
         if deterministic and not deterministic_before:
             torch.use_deterministic_algorithms(False)
 

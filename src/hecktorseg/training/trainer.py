@@ -176,6 +176,9 @@ class Trainer:
             channels_last=config.channels_last,
             compiled=config.compile,
             tf32=tf32,
+            cudnn_benchmark=(config.cudnn_benchmark and not config.deterministic)
+            if tf32 is not None
+            else None,
         )
         """What this run resolved to (device, precision, batch, augmentation device, options)."""
         self.metadata["runtime"] = self.runtime.to_dict()
@@ -425,7 +428,7 @@ class Trainer:
             Called as ``progress(completed_epochs, epochs, message)`` during and after every epoch.
         """
         config = self.config
-        with deterministic_algorithms(config.deterministic, self.device):
+        with deterministic_algorithms(config.deterministic, self.device, benchmark=config.cudnn_benchmark):
             if resume and self.last_path.exists():
                 self.load_state()
             elif resume:
