@@ -3,9 +3,11 @@ flag, what is wrong and how to fix it."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import SimpleITK as sitk
@@ -80,3 +82,57 @@ def test_a_broken_symlink_prediction_is_named_as_broken(
         assert "".join(said.split()) in "".join(output.split()), output  # rich wraps the log line
         per_case = (tmp_path / "out" / "per_case.csv").read_text()
         assert said in per_case and "invalid" in per_case
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    ["x\n", "hello\n", "some text", "spacing: 9\n", ""],
+    ids=["unpickling-error", "key-error", "index-error", "yaml", "empty"],
+)
+def test_a_text_file_as_checkpoint_is_not_a_pytorch_checkpoint(
+    text: str, raw_dataset: Path, tmp_path: Path
+) -> None:
+    """Text gave "holds objects other than tensors", a KeyError, or an IndexError traceback."""
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_text(text)
+    code, output = invoke(["predict", raw_dataset, tmp_path / "pred", "-m", ckpt, *PREDICT])
+    assert_clean_error(code, output, "error:", str(ckpt), "not a PyTorch checkpoint")
+    assert "other than tensors" not in output
+
+
+def _with_metadata(checkpoint: Path, dest: Path, **preprocess: Any) -> Path:
+    import torch
+
+    payload = torch.load(checkpoint, weights_only=True)
+    payload["metadata"]["preprocess"].update(preprocess)
+    torch.save(payload, dest)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("ct_fill", math.nan, "finite"),
+        ("pet_fill", math.inf, "finite"),
+        ("spacing", [0.0, 9.0, 9.0], "positive"),
+        ("size", [100_000, 100_000, 100_000], "too large"),
+    ],
+    ids=["ct-fill-nan", "pet-fill-inf", "spacing-0", "absurd-size"],
+)
+def test_bad_preprocessing_in_checkpoint_metadata_names_the_checkpoint_and_field(
+    field: str, value: Any, problem: str, checkpoint: Path, raw_dataset: Path, tmp_path: Path
+) -> None:
+    """NaN ct_fill: "its weights are broken"; spacing 0: no checkpoint name; an absurd size: ITK's
+    allocation error."""
+    ckpt = _with_metadata(checkpoint, tmp_path / "model.pt", **{field: value})
+    code, output = invoke(["predict", raw_dataset, tmp_path / "pred", "-m", ckpt, *PREDICT])
+    assert_clean_error(code, output, "error:", str(ckpt), "metadata.preprocess", field, problem)
+    assert "weights are broken" not in output and "allocate" not in output
+    assert not (tmp_path / "pred").exists()
+
+
+def test_an_absurd_grid_is_refused_before_preprocessing(raw_dataset: Path, tmp_path: Path) -> None:
+    code, output = invoke(["preprocess", raw_dataset, tmp_path / "pre", "--size", "4096"])
+    assert_clean_error(code, output, "error:", "size", "too large")
+    assert not (tmp_path / "pre").exists()
