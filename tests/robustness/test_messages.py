@@ -136,3 +136,26 @@ def test_an_absurd_grid_is_refused_before_preprocessing(raw_dataset: Path, tmp_p
     code, output = invoke(["preprocess", raw_dataset, tmp_path / "pre", "--size", "4096"])
     assert_clean_error(code, output, "error:", "size", "too large")
     assert not (tmp_path / "pre").exists()
+
+
+# -- flags ---------------------------------------------------------------------------------------------------
+def test_container_threads_0_names_the_flag(raw_dataset: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """``--threads 0`` said "num_threads must be >= 1", a name the command line does not have."""
+    gc_in = _gc_input(raw_dataset, tmp_path / "in")
+    code, output = invoke(
+        ["container", "predict", "--input", gc_in, "--output", tmp_path / "out", "-m", checkpoint,
+         "--threads", "0", *PREDICT]
+    )  # fmt: skip
+    assert_clean_error(code, output, "--threads")
+    assert "num_threads" not in output
+
+
+def test_a_library_thread_count_below_1_names_the_parameter_and_the_fix() -> None:
+    from hecktorseg.cli._common import error_line
+    from hecktorseg.errors import ConfigError
+    from hecktorseg.inference import PredictorConfig
+
+    with pytest.raises(ConfigError) as info:
+        PredictorConfig(num_threads=0)
+    assert "num_threads" in str(info.value) and info.value.hint
+    assert "--threads" in error_line(info.value)
