@@ -1,4 +1,5 @@
-"""Minor findings of issue 23's second corpus (17): duplicate YAML keys, export over its own input."""
+"""Minor findings of issue 23's second corpus (17): duplicate YAML keys, export over its own input,
+labels visualize does not draw, training without foreground."""
 
 from __future__ import annotations
 
@@ -23,3 +24,25 @@ def test_export_refuses_to_overwrite_its_own_input(checkpoint: Path, tmp_path: P
     code, output = invoke(["export", ckpt, ckpt, "--force"])
     assert_clean_error(code, output, "error:", "the output is the input checkpoint")
     assert ckpt.read_bytes() == before
+
+
+def test_visualize_warns_about_labels_it_does_not_draw(raw_dataset: Path, tmp_path: Path) -> None:
+    """A prediction with label 3 (e.g. of a 5-output model) lost its label 3 contours silently."""
+    import SimpleITK as sitk
+
+    case = sorted(p for p in raw_dataset.iterdir() if p.is_dir())[0]
+    label = sitk.ReadImage(str(case / f"{case.name}_ct_gtvt.nii.gz"))
+    array = sitk.GetArrayFromImage(label)
+    array[array == 1] = 3
+    array[0, 0, :2] = 7
+    pred_dir = tmp_path / "pred"
+    pred_dir.mkdir()
+    pred = sitk.GetImageFromArray(array)
+    pred.CopyInformation(label)
+    sitk.WriteImage(pred, str(pred_dir / f"{case.name}.nii.gz"))
+    code, output = invoke(["visualize", case, tmp_path / "png", "-p", pred_dir])
+    assert code == 0, output
+    assert (tmp_path / "png" / f"{case.name}.png").is_file()
+    flat = "".join(output.split())  # rich wraps the log line
+    said = f"{pred_dir / case.name}.nii.gz: label values 3, 7 not drawn"
+    assert "".join(said.split()) in flat, output
