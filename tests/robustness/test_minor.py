@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robust_helpers import assert_clean_error, invoke
+from robust_helpers import assert_clean_error, copy_dataset, invoke
 
 
 def test_a_duplicate_yaml_key_is_an_error(preprocessed: Path, tmp_path: Path) -> None:
@@ -46,3 +46,27 @@ def test_visualize_warns_about_labels_it_does_not_draw(raw_dataset: Path, tmp_pa
     flat = "".join(output.split())  # rich wraps the log line
     said = f"{pred_dir / case.name}.nii.gz: label values 3, 7 not drawn"
     assert "".join(said.split()) in flat, output
+
+
+def test_training_on_labels_without_foreground_warns(raw_dataset: Path, tmp_path: Path, small_config) -> None:  # type: ignore[no-untyped-def]
+    """No foreground voxel in any training case trained a background-only model without a word."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from hecktorseg.preprocessing import preprocess_dataset
+
+    raw = copy_dataset(raw_dataset, tmp_path / "raw")
+    for label in sorted(raw.glob("*/*_ct_gtvt.nii.gz")):
+        image = sitk.ReadImage(str(label))
+        empty = sitk.GetImageFromArray(np.zeros_like(sitk.GetArrayFromImage(image)))
+        empty.CopyInformation(image)
+        sitk.WriteImage(empty, str(label))
+    pre = tmp_path / "pre"
+    assert preprocess_dataset(raw, pre, small_config).ok
+    code, output = invoke(
+        ["train", pre, tmp_path / "runs", "--n-filters", "2", "--epochs", "1", "--device", "cpu",
+         "--split", "random", "--n-folds", "3", "--fold", "0", "--no-plot", "--num-workers", "0"]
+    )  # fmt: skip
+    assert code == 0, output
+    flat = " ".join(output.split())
+    assert "WARNING" in flat and "none of the 2 training cases has a labelled voxel" in flat, output
