@@ -256,7 +256,10 @@ def set_threads(num_threads: int | None) -> None:
     if num_threads is None:
         return
     if num_threads < 1:
-        raise ConfigError(f"num_threads must be >= 1, got {num_threads}")
+        raise ConfigError(
+            f"num_threads must be >= 1, got {num_threads}",
+            hint="give num_threads=N with N >= 1, or leave it unset for torch's choice",
+        )
     torch.set_num_threads(int(num_threads))
 
 

@@ -70,3 +70,52 @@ def test_truncated_file_is_an_error(tmp_path: Path, suffix: str, compress: bool)
     cut.write_bytes(raw[: len(raw) * 2 // 3])
     with pytest.raises(DataError, match=r"cut"):
         read_image(cut, kind="ct")
+
+
+def _meta_field(path: Path, key: str) -> str:
+    """One field of a MetaImage header, read here independently of the library."""
+    for line in path.read_bytes().split(b"\n"):
+        name, _, value = line.decode("latin-1").partition(" = ")
+        if name == key:
+            return value.strip()
+        if name == "ElementDataFile":
+            break
+    raise KeyError(key)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "compressed"])
+def test_a_truncated_mha_names_both_sizes(tmp_path: Path, compress: bool) -> None:
+    """ITK's own error for it was an unrelated errno ("No such file or directory")."""
+    from hecktorseg.io import check_image_file
+
+    array = np.random.default_rng(2).normal(size=(10, 12, 14)).astype(np.float32)
+    full = _write(tmp_path / "ct.mha", array, compress=compress)
+    announced = int(_meta_field(full, "CompressedDataSize")) if compress else array.nbytes
+    raw = full.read_bytes()
+    full.write_bytes(raw[:-100])
+    held = announced - 100
+    message = (
+        rf"ct\.mha: truncated image: the header announces {announced} bytes of voxels, the file holds {held}"
+    )
+    with pytest.raises(DataError, match=message):
+        read_image(full, kind="ct")
+    with pytest.raises(DataError, match="truncated image"):
+        check_image_file(full)  # an earlier output cut short is not "done"
+
+
+def test_an_mhd_with_a_short_or_missing_raw_file(tmp_path: Path) -> None:
+    array = np.arange(6 * 7 * 8, dtype=np.int16).reshape(6, 7, 8)
+    header = _write(tmp_path / "ct.mhd", array)
+    data = tmp_path / _meta_field(header, "ElementDataFile")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_image(header, kind="ct")), array)
+    data.write_bytes(data.read_bytes()[:-10])
+    with pytest.raises(
+        DataError,
+        match=rf"{data.name}: truncated image: .* {array.nbytes} bytes .* holds {array.nbytes - 10}",
+    ):
+        read_image(header, kind="ct")
+    data.unlink()
+    with pytest.raises(
+        DataError, match=rf"ct\.mhd: the header names the data file {data.name}, which does not exist"
+    ):
+        read_image(header, kind="ct")

@@ -173,3 +173,22 @@ def test_the_run_records_the_loss_it_used(nodes_dir: Path, tmp_path: Path) -> No
     assert (recorded["loss"], recorded["dice_skip_absent"]) == ("dice_ce", True)
     metadata = load_checkpoint(tmp_path / "fold_0" / "best.pt").metadata
     assert metadata["train"]["loss"] == "dice_ce"
+
+
+def test_foreground_cases_match_the_preprocessed_label_maps(preprocessed_dir: Path) -> None:
+    """The manifest's counts (inside the box) agree with the label maps the network trains on."""
+    from hecktorseg.io import image_to_array, read_image
+    from hecktorseg.preprocessing import read_manifest
+    from hecktorseg.training.classes import foreground_cases
+
+    manifest = read_manifest(preprocessed_dir)
+    ids = sorted(manifest.entries)
+    expected: dict[int, int] = {}
+    for pid in ids:
+        label = manifest.entries[pid].label_path
+        assert label is not None
+        for value in np.unique(image_to_array(read_image(label, kind="label"))):
+            if value > 0:
+                expected[int(value)] = expected.get(int(value), 0) + 1
+    assert expected  # the phantoms have tumours
+    assert foreground_cases(manifest, ids) == expected

@@ -69,6 +69,7 @@ def setup_logging(verbose: int = 0) -> None:
 FLAG_EXCEPTIONS: dict[str, str] = {
     "bbox_table": "--bbox",
     "check_intensities=False": "--allow-implausible-intensities",
+    "num_threads": "--threads",
     "variant_name": "--variant",
 }
 """Library parameter (or ``parameter=value``) → command-line flag, where the flag is not simply

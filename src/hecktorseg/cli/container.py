@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hecktorseg.cli._common import backend_option, console, handle_errors, precision_option
+from hecktorseg.cli._common import backend_option, console, handle_errors, precision_option, threads_option
 
 HELP = (
     "Grand Challenge submission (HECKTOR 2025/2026 Task 1, GTVp + GTVn): 'predict' is what the image "
@@ -45,9 +45,7 @@ def register(app: typer.Typer) -> None:
             help="Drop GTVn components below MM3 mm³ (0: keep all).",
         ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-        threads: Optional[int] = typer.Option(  # noqa: UP045 - Typer needs a runtime Optional
-            None, "--threads", help="CPU threads for torch (default: torch's choice)."
-        ),
+        threads: Optional[int] = threads_option(),  # noqa: UP045 - Typer needs a runtime Optional
         backend: str = backend_option(),
         precision: str = precision_option(),
     ) -> None:

@@ -193,8 +193,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "config") -
     kwargs = {name: _coerce(value, fields[name].type, f"{where}.{name}") for name, value in data.items()}
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as exc:  # the class's own checks name the field; say which configuration
+        raise ConfigError(f"{where}: {exc.message}", path=exc.path, hint=exc.hint) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 

@@ -33,6 +33,7 @@ from hecktorseg.container.dependencies import variant
 from hecktorseg.errors import DataError
 from hecktorseg.inference import MIN_GTVN_VOLUME_MM3, Predictor
 from hecktorseg.io import IMAGE_SUFFIXES, Case, write_image
+from hecktorseg.io.files import check_input_dir
 from hecktorseg.typing import PathLike
 
 __all__ = [
@@ -154,12 +155,11 @@ def find_container_input(input_dir: PathLike = "/input") -> ContainerInput:
     Raises
     ------
     DataError
-        ``images/ct`` or ``images/pet`` missing, or not holding exactly one image. An
-        ``ehr.json`` that cannot be read is ignored with a warning (the models do not use it).
+        The input is not a folder (missing, a file, a FIFO, ...); ``images/ct`` or ``images/pet``
+        missing, or not holding exactly one image. An ``ehr.json`` that cannot be read is
+        ignored with a warning (the models do not use it).
     """
-    root = Path(input_dir)
-    if not root.is_dir():
-        raise DataError("input folder not found", path=root, hint="mount the case at /input or pass --input")
+    root = check_input_dir(input_dir, what="input folder", hint="mount the case at /input or pass --input")
     ct = _single_image(root / CT_DIR, "ct")
     pet = _single_image(root / PET_DIR, "pet")
     return ContainerInput(ct_path=ct, pet_path=pet, ehr=_read_ehr(root / EHR_FILE))

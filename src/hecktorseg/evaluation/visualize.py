@@ -66,6 +66,19 @@ def _legend_entries(
     return entries
 
 
+def _warn_undrawn(values: set[int] | None, where: str | Path) -> None:
+    """Warn about label values without a colour in :data:`LABEL_COLOURS` (their contours are not drawn)."""
+    undrawn = sorted((values or set()) - {0} - set(LABEL_COLOURS))
+    if undrawn:
+        logger.warning(
+            "%s: label value%s %s not drawn (contours are drawn for %s)",
+            where,
+            "s" if len(undrawn) > 1 else "",
+            ", ".join(map(str, undrawn)),
+            " and ".join(f"{v} ({LABEL_NAMES.get(v, '?')})" for v in LABEL_COLOURS),
+        )
+
+
 def _as_image(value: ImageOrPath, kind: str) -> sitk.Image:
     if isinstance(value, sitk.Image):
         return value
@@ -124,7 +137,9 @@ def visualize_case(
     label
         Ground truth (solid contours), resampled nearest onto the CT grid.
     prediction
-        Prediction (dashed contours), resampled nearest onto the CT grid.
+        Prediction (dashed contours), resampled nearest onto the CT grid. Label values
+        without a colour in :data:`LABEL_COLOURS` (anything but 1 and 2) are not drawn, and a
+        warning names them.
     out_png
         Destination PNG (parent folders are created; written atomically).
     title
@@ -212,10 +227,11 @@ def visualize_case(
             ax.set_title(f"{'CT' if row == 0 else 'PET'} {name}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    entries = _legend_entries(
-        None if gt_arr is None else {int(v) for v in np.unique(gt_arr)},
-        None if pr_arr is None else {int(v) for v in np.unique(pr_arr)},
-    )
+    gt_values = None if gt_arr is None else {int(v) for v in np.unique(gt_arr)}
+    pr_values = None if pr_arr is None else {int(v) for v in np.unique(pr_arr)}
+    for source, given, values in (("ground truth", label, gt_values), ("prediction", prediction, pr_values)):
+        _warn_undrawn(values, given if isinstance(given, (str, Path)) else f"{title or out_png}: {source}")
+    entries = _legend_entries(gt_values, pr_values)
     if title:
         fig.suptitle(title)
     if entries:

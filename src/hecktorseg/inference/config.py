@@ -45,7 +45,10 @@ def _check_preprocessing(instance: Any, attribute: Any, value: str) -> None:
 
 def _check_positive_or_none(instance: Any, attribute: Any, value: int | None) -> None:
     if value is not None and value < 1:
-        raise ConfigError(f"{attribute.name} must be >= 1, got {value}")
+        raise ConfigError(
+            f"{attribute.name} must be >= 1, got {value}",
+            hint=f"give {attribute.name}=N with N >= 1, or leave it unset for the default",
+        )
 
 
 @attrs.frozen

@@ -82,5 +82,14 @@ def _preprocess_from_metadata(metadata: dict[str, Any], where: str) -> Preproces
     if data is None:
         return PreprocessConfig()
     if not isinstance(data, dict):
-        raise CheckpointError(f"metadata['preprocess'] is not a mapping in {where}")
-    return from_dict(PreprocessConfig, data, where=f"{where}: metadata.preprocess")
+        raise CheckpointError("metadata.preprocess is not a mapping", path=where, hint=_FIX_METADATA)
+    try:
+        return from_dict(PreprocessConfig, data, where="metadata.preprocess")
+    except ConfigError as exc:
+        raise CheckpointError(exc.message, path=where, hint=_FIX_METADATA) from None
+
+
+_FIX_METADATA = (
+    "the checkpoint records invalid preprocessing settings; re-save it with the settings it was "
+    "trained with (the preprocessed dataset's manifest.json holds them), or use another checkpoint"
+)

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError
+from hecktorseg.io._meta_check import check_metaimage, is_metaimage
 from hecktorseg.io.files import check_input_file
 from hecktorseg.typing import PathLike
 
@@ -175,7 +176,8 @@ def scan_nifti(path: str | os.PathLike[str], *, keep: bool = False) -> tuple[str
 
 
 def check_file_complete(path: PathLike) -> None:
-    """Check that a NIfTI file holds its whole voxel block and no NaN (other files pass).
+    """Check that a NIfTI file holds its whole voxel block and no NaN, a MetaImage its whole block
+    (other files pass).
 
     Raises
     ------
@@ -186,6 +188,8 @@ def check_file_complete(path: PathLike) -> None:
     p = Path(path)
     if _is_nifti(p):
         scan_nifti(p)
+    elif is_metaimage(p):
+        check_metaimage(p)
 
 
 def check_image_file(path: PathLike) -> None:
@@ -211,6 +215,11 @@ def check_image_file(path: PathLike) -> None:
         raise DataError("the file is empty", path=p, hint=hint)
     name = p.name.lower()
     if not name.endswith((".nii", ".nii.gz")):
+        if is_metaimage(p):
+            try:
+                check_metaimage(p)
+            except DataError as exc:
+                raise DataError(exc.message, path=exc.path, hint=hint) from None
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(p))
         try:

@@ -26,6 +26,7 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from hecktorseg.errors import DataError
+from hecktorseg.io._meta_check import check_metaimage, is_metaimage
 from hecktorseg.io._nifti_check import _ITK_LOCK, _is_nifti, check_file_complete, check_image_file, scan_nifti
 from hecktorseg.io.files import check_input_file
 from hecktorseg.io.image import ImageKind, read_image_itk, validate_image
@@ -190,6 +191,8 @@ def read_images(
 def _read_one(path: Path, kind: ImageKind, labels: Collection[int] | None) -> sitk.Image:
     try:
         if not _is_nifti(path):
+            if is_metaimage(path):
+                check_metaimage(path)  # ITK names a truncated file with an unrelated errno
             return _slow_read(path, kind, labels)
         return _fast_read(path, kind, labels)
     except MemoryError:

@@ -25,7 +25,14 @@ from pathlib import Path
 from hecktorseg.errors import DataError, OutputError
 from hecktorseg.typing import PathLike
 
-__all__ = ["check_input_file", "ensure_output_dir", "is_stale_temp", "output_file_error", "output_lock"]
+__all__ = [
+    "check_input_dir",
+    "check_input_file",
+    "ensure_output_dir",
+    "is_stale_temp",
+    "output_file_error",
+    "output_lock",
+]
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -62,8 +69,7 @@ def check_input_file(path: PathLike, *, what: str = "file", allow_dir: bool = Fa
     try:
         st = p.stat()
     except FileNotFoundError:
-        hint = "check the path" + (" (a broken symbolic link)" if p.is_symlink() else "")
-        raise DataError(f"{what} not found", path=p, hint=hint) from None
+        raise _missing(p, what, "file", "check the path") from None
     except OSError as exc:
         raise DataError(
             f"cannot access {what} ({exc.strerror or exc})", path=p, hint="check the path and its permissions"
@@ -80,6 +86,59 @@ def check_input_file(path: PathLike, *, what: str = "file", allow_dir: bool = Fa
             hint="hecktorseg reads only regular files; copy the data into a file first",
         )
     return st
+
+
+def _missing(p: Path, what: str, kind: str, hint: str) -> DataError:
+    """The error for a path that ``stat`` did not find: a broken symbolic link, named as such, or nothing."""
+    if not p.is_symlink():
+        return DataError(f"{what} not found", path=p, hint=hint)
+    try:
+        target = str(p.parent / p.readlink())
+    except OSError:
+        target = "(unreadable)"
+    return DataError(
+        f"{what} is a broken symbolic link: its target {target} does not exist",
+        path=p,
+        hint=f"point the link at the {kind}, or remove it",
+    )
+
+
+def check_input_dir(path: PathLike, *, what: str = "folder", hint: str = "check the path") -> Path:
+    """Check that ``path`` is an existing folder; if not, say what it is instead.
+
+    Parameters
+    ----------
+    path
+        The folder; a symbolic link is followed.
+    what
+        What the folder is, for the message (``"input folder"``, …).
+    hint
+        How to fix a missing folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    DataError
+        Nothing of that name ("not found", or a broken symbolic link), or a file,
+        FIFO, device or socket of that name ("… is a FIFO (named pipe), not a folder").
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise _missing(p, what, "folder", hint) from None
+    except OSError as exc:
+        raise DataError(
+            f"cannot access {what} ({exc.strerror or exc})", path=p, hint="check the path and its permissions"
+        ) from None
+    if not stat.S_ISDIR(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "a file")
+        raise DataError(f"{what} is {kind}, not a folder", path=p, hint="give the folder itself")
+    return p
 
 
 def _first_file_above(p: Path) -> Path | None:

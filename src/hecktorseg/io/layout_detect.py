@@ -36,7 +36,8 @@ def image_files(folder: PathLike) -> dict[str, Path]:
 
     Every reader of images, label maps and predictions finds them here, so one rule holds
     everywhere: one image in two formats (``CHUM-001.nii.gz`` and ``CHUM-001.mha``) is an
-    error naming both files, never a silent choice of one of them.
+    error naming both files, never a silent choice of one of them. A broken symbolic link is
+    listed too, so that reading it names it as broken instead of the image being "not found".
 
     Raises
     ------
@@ -48,7 +49,8 @@ def image_files(folder: PathLike) -> dict[str, Path]:
     if not root.is_dir():
         return out
     for path in sorted(root.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
+        # a broken link is kept: reading it then says so, rather than "not found"
+        if path.name.startswith(".") or not (path.is_file() or (path.is_symlink() and not path.exists())):
             continue
         split = split_image_suffix(path.name)
         if split is None:

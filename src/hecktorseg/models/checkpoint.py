@@ -51,6 +51,20 @@ CHECKPOINT_FORMAT = "hecktorseg"
 CHECKPOINT_FORMAT_VERSION = 1
 _RESERVED = frozenset({"format", "format_version", "hecktorseg_version", "model", "state_dict", "metadata"})
 
+_TORCH_MAGIC: tuple[bytes, ...] = (b"PK\x03\x04", b"\x80")
+"""How a file :func:`torch.load` can read begins: a zip archive (``torch.save`` since PyTorch 1.6)
+or a pickle of protocol 2 or higher (the legacy format of older checkpoints, e.g. the original's)."""
+
+_NOT_CHECKPOINT: tuple[tuple[bytes, str, str], ...] = (
+    (
+        b"version https://git-lfs",
+        "a Git LFS pointer, not the file itself",
+        "fetch the file with 'git lfs pull'",
+    ),
+    (b"<", "an HTML or XML page", "the download saved a web page; download the file itself"),
+)
+"""Known impostors (first bytes → what the file is, how to fix it)."""
+
 
 @attrs.frozen
 class LoadedCheckpoint:
@@ -170,6 +184,7 @@ def read_checkpoint_file(path: PathLike, *, map_location: str | torch.device = "
     if not src.is_file():
         what = "is a folder" if src.is_dir() else "is not a regular file" if src.exists() else "not found"
         raise CheckpointError(f"checkpoint file {what}", path=src, hint="give the path of the .pt file")
+    _check_magic(src)
     try:
         return torch.load(src, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -179,13 +194,40 @@ def read_checkpoint_file(path: PathLike, *, map_location: str | torch.device = "
             path=src,
             hint="only load checkpoints from sources you trust; hecktorseg never unpickles arbitrary objects",
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
+    except (
+        RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError, IndexError
+    ) as exc:  # fmt: skip
         raise CheckpointError(
             f"cannot read the checkpoint (truncated or not a PyTorch file?): {type(exc).__name__}: "
             f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}",
             path=src,
             hint="re-download or re-save the file",
         ) from None
+
+
+def _check_magic(src: Path) -> None:
+    """Refuse a file that is neither of the two formats :func:`torch.load` reads, saying what it is."""
+    try:
+        with src.open("rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot read the checkpoint ({exc.strerror or exc})", path=src, hint="check its permissions"
+        ) from None
+    if head.startswith(_TORCH_MAGIC):
+        return
+    fix = "give a .pt file written by torch.save or 'hecktorseg train'"
+    if not head:
+        what = "the file is empty"
+    else:
+        known = next(((w, h) for start, w, h in _NOT_CHECKPOINT if head.lstrip().startswith(start)), None)
+        if known is not None:
+            what, fix = known
+        elif all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+            what = f"a text file (it begins {head.decode('ascii').splitlines()[0][:40]!r})"
+        else:
+            what = f"it begins with the bytes {head[:8].hex(' ')}, neither a zip archive nor a pickle"
+    raise CheckpointError(f"not a PyTorch checkpoint: {what}", path=src, hint=fix)
 
 
 def _is_ours(obj: Any) -> bool:

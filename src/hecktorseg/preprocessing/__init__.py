@@ -30,6 +30,7 @@ from hecktorseg.preprocessing.case import (
 )
 from hecktorseg.preprocessing.config import (
     GTVN_SIZE,
+    MAX_GRID_VOXELS,
     PAPER_PREPROCESS,
     BoxSource,
     PreprocessConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "GRID_MULTIPLE",
     "GTVN_SIZE",
     "MANIFEST_NAME",
+    "MAX_GRID_VOXELS",
     "PAPER_PREPROCESS",
     "PET_EPS",
     "BoxSource",

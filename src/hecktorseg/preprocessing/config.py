@@ -11,15 +11,37 @@ from hecktorseg.errors import ConfigError
 from hecktorseg.io import Layout, layout_spec
 from hecktorseg.typing import Triplet, TripletInt
 
-__all__ = ["GTVN_SIZE", "PAPER_PREPROCESS", "BoxSource", "PreprocessConfig", "default_preprocess_config"]
+__all__ = [
+    "GTVN_SIZE",
+    "MAX_GRID_VOXELS",
+    "PAPER_PREPROCESS",
+    "BoxSource",
+    "PreprocessConfig",
+    "default_preprocess_config",
+]
 
 PAPER_PREPROCESS: dict[str, Any] = {"legacy": True, "pet_stats": "all", "ct_fill": 0.0}
 """The fields in which the authors' preprocessing differs from hecktorseg's default: the
 original crop-then-resample with per-image rounded box corners (``legacy``), CT filled with
 0 HU outside its field of view, PET z-score statistics over the whole box."""
 
+MAX_GRID_VOXELS = 1 << 30
+"""The largest reference grid (voxels) a configuration may ask for: 1024³, 8 GiB for CT and PET in
+float32. The paper's grid is 144³ (3 million); a bigger request is a typo, refused before any
+memory is allocated."""
+
 BoxSource = Literal["auto", "table", "pet", "label"]
 """Where the head-and-neck box comes from (see :attr:`PreprocessConfig.box_source`)."""
+
+
+def _finite(config: PreprocessConfig) -> None:
+    """Every number of the configuration is finite (NaN passes every comparison, so say it first)."""
+    for field in attrs.fields(type(config)):
+        value = getattr(config, field.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, float) and not np.isfinite(v) for v in values):
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ConfigError(f"{field.name}: must be a finite number, got {shown}")
 
 
 def _positive(name: str, values: tuple[float, ...]) -> None:
@@ -138,8 +160,16 @@ class PreprocessConfig:
 
     def __attrs_post_init__(self) -> None:
         _positive("spacing", self.spacing)
+        _finite(self)
         if not all(int(v) > 0 for v in self.size):
             raise ConfigError(f"size: every value must be a positive integer, got {list(self.size)}")
+        voxels = int(np.prod([int(v) for v in self.size], dtype=object))
+        if voxels > MAX_GRID_VOXELS:
+            raise ConfigError(
+                f"size: a grid of {' × '.join(str(int(v)) for v in self.size)} voxels ({voxels:.3g}) is too "
+                f"large; at most {MAX_GRID_VOXELS:.3g} voxels (1024³)",
+                hint="the paper's grid is size=(144, 144, 144); check the value",
+            )
         if self.box_size_mm is not None:
             _positive("box_size_mm", self.box_size_mm)
         if not self.ct_clip[0] < self.ct_clip[1]:

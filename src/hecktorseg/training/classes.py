@@ -43,6 +43,7 @@ __all__ = [
     "aggregated_dice",
     "dataset_label_values",
     "dataset_n_classes",
+    "foreground_cases",
     "resolve_loss_defaults",
     "selection_score",
 ]
@@ -92,6 +93,35 @@ def dataset_label_values(data: PathLike | Manifest, patient_ids: Sequence[str] |
         array = image_to_array(read_image(entry.label_path, kind="label"))  # records of older versions
         values.update(int(v) for v in np.unique(array))
     return values
+
+
+def foreground_cases(manifest: Manifest, patient_ids: Sequence[str]) -> dict[int, int]:
+    """How many of ``patient_ids`` hold each label value (> 0) inside their box, i.e. in the
+    preprocessed label map the network trains on.
+
+    The counts come from the manifest (``label_voxels`` minus ``label_voxels_outside_box``); a
+    case that records none (an empty label, or a manifest of an older version) is read from
+    its preprocessed label map. Cases without a label map are not counted.
+
+    Raises
+    ------
+    DataError
+        A label map cannot be read.
+    """
+    counts: dict[int, int] = {}
+    for pid in patient_ids:
+        entry = manifest.entries.get(pid)
+        if entry is None or entry.label_path is None:
+            continue
+        if entry.label_voxels:
+            inside = {k: n - entry.label_voxels_outside_box.get(k, 0) for k, n in entry.label_voxels.items()}
+            present = {int(k) for k, n in inside.items() if n > 0}
+        else:
+            array = image_to_array(read_image(entry.label_path, kind="label"))
+            present = {int(v) for v in np.unique(array) if v > 0}
+        for value in present:
+            counts[value] = counts.get(value, 0) + 1
+    return counts
 
 
 def dataset_n_classes(data: PathLike | Manifest, patient_ids: Sequence[str] | None = None) -> int:

@@ -34,8 +34,8 @@ from hecktorseg.config import from_dict, to_dict
 from hecktorseg.data import PreprocessedDataset
 from hecktorseg.errors import ConfigError, DataError
 from hecktorseg.models import SIZE_DIVISOR, probe_model
-from hecktorseg.preprocessing import read_manifest
-from hecktorseg.training.classes import dataset_n_classes
+from hecktorseg.preprocessing import Manifest, read_manifest
+from hecktorseg.training.classes import dataset_n_classes, foreground_cases
 from hecktorseg.training.config import TrainConfig
 from hecktorseg.training.device import train_device
 from hecktorseg.training.distributed import cleanup_distributed, init_distributed
@@ -59,6 +59,29 @@ def _check_grid(size: Sequence[int], data: Path) -> None:
             "which the network needs",
             path=data / "manifest.json",
             hint="preprocess again with e.g. size=144 (or 32, 48, ...)",
+        )
+
+
+def _warn_missing_classes(manifest: Manifest, train_ids: Sequence[str], n_classes: int, fold: int) -> None:
+    """Warn when a class the model learns (label 1 … C−1; label 1 for one output) is in no training case."""
+    counts = foreground_cases(manifest, train_ids)
+    learned = list(range(1, max(n_classes, 2)))
+    missing = [c for c in learned if not counts.get(c)]
+    if missing == learned:
+        logger.warning(
+            "fold %d: none of the %d training cases has a labelled voxel (label %s) inside its box: the "
+            "model can only learn to predict background — check the label maps and the boxes (the "
+            "manifest records label_voxels and label_voxels_outside_box per case)",
+            fold,
+            len(train_ids),
+            " or ".join(map(str, learned)),
+        )
+    elif missing:
+        logger.warning(
+            "fold %d: label %s is in none of the %d training cases: the model cannot learn it",
+            fold,
+            ", ".join(map(str, missing)),
+            len(train_ids),
         )
 
 
@@ -143,6 +166,7 @@ def train(
                 len(split.train),
                 len(split.val),
             )
+            _warn_missing_classes(manifest, split.train, n_classes, config.fold)
             left_out = left_out_cases(manifest.entries, split)
             if left_out:
                 logger.warning(
