@@ -19,7 +19,7 @@ original crop-then-resample with per-image rounded box corners (``legacy``), CT 
 0 HU outside its field of view, PET z-score statistics over the whole box."""
 
 BoxSource = Literal["auto", "table", "pet", "label"]
-"""Where the head-and-neck box comes from (see :attr:`PreprocessConfig.box_source`)."""
+"""Where the head-and-neck box comes from (see the ``box_source`` field of :class:`PreprocessConfig`)."""
 
 
 def _positive(name: str, values: tuple[float, ...]) -> None:
@@ -174,7 +174,7 @@ class PreprocessConfig:
 
     @property
     def auto_box_size(self) -> Triplet:
-        """Size of boxes found from PET or the label: ``box_size_mm`` or ``spacing × size``."""
+        """Size of boxes found from PET or the label (``box_size_mm``, else ``spacing × size``)."""
         return self.box_size_mm if self.box_size_mm is not None else self.extent_mm
 
     @property
