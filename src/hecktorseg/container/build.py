@@ -124,7 +124,7 @@ def build_context(
     base_image: str | None = None,
     force: bool = False,
 ) -> BuildResult:
-    """Write a Docker build context for a Grand Challenge submission (see the module docstring).
+    """Write a Docker build context for a Grand Challenge submission (see :mod:`hecktorseg.container.build`).
 
     Parameters
     ----------

@@ -78,7 +78,7 @@ class ContainerInput:
 
     @property
     def case_id(self) -> str:
-        """An identifier for logs and errors: the CT file name without its suffix."""
+        """The CT file name without its suffix, which names the case in logs and errors."""
         name = self.ct_path.name
         for suffix in IMAGE_SUFFIXES:
             if name.endswith(suffix):

@@ -186,7 +186,7 @@ def make_phantom(
     node_model
         With ``with_nodes``: ``"lateral"`` (the 2022 phantoms: 1–3 nodes beside the
         tumour) or ``"neck_levels"`` (2025/2026: 0–4 FDG-avid nodes at neck levels
-        II–IV, lateral to and below the primary; see :data:`NODE_LEVELS`).
+        II–IV, lateral to and below the primary; see :data:`~hecktorseg.data.synthetic.NODE_LEVELS`).
     n_nodes
         ``neck_levels`` only: this many nodes instead of a random number.
     with_primary

@@ -30,7 +30,7 @@ from hecktorseg.io import image_to_array, read_image
 from hecktorseg.preprocessing import pet_fov_mask, read_manifest, stack_channels
 from hecktorseg.typing import PathLike
 
-__all__ = ["EpochTaggedSampler", "PreprocessedDataset", "sample_seed"]
+__all__ = ["EpochTaggedSampler", "PreprocessedDataset", "RawCase", "sample_seed"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,20 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(state[0]) & ((1 << 63) - 1)
 
 
-class _Raw:
-    """Raw (un-normalised) arrays of one case, (z, y, x)."""
+class RawCase:
+    """Raw (un-normalised) arrays of one case, (z, y, x), as :meth:`PreprocessedDataset.raw` gives them.
+
+    Attributes
+    ----------
+    ct
+        CT in HU.
+    pet
+        PET in SUV.
+    label
+        Label values.
+    fov
+        Where the PET field of view reaches (True inside).
+    """
 
     __slots__ = ("ct", "fov", "label", "pet")
 
@@ -121,7 +133,7 @@ class PreprocessedDataset(Dataset[dict[str, Any]]):
         self.transform = transform
         self.seed = seed
         self.epoch = 0
-        self._cache: dict[str, _Raw] | None = None
+        self._cache: dict[str, RawCase] | None = None
         if cache:
             self._cache = {pid: self._read(pid) for pid in self.patient_ids}
 
@@ -132,7 +144,7 @@ class PreprocessedDataset(Dataset[dict[str, Any]]):
         """Set the epoch used to seed augmentation for plain integer indices."""
         self.epoch = int(epoch)
 
-    def _read(self, pid: str) -> _Raw:
+    def _read(self, pid: str) -> RawCase:
         entry = self.manifest.entries[pid]
         ct = image_to_array(read_image(entry.ct_path, kind="ct")).astype(np.float32, copy=False)
         pet = image_to_array(read_image(entry.pet_path, kind="pet")).astype(np.float32, copy=False)
@@ -146,9 +158,9 @@ class PreprocessedDataset(Dataset[dict[str, Any]]):
                 hint="preprocess the case again",
             )
         fov = np.asarray(pet_fov_mask(entry.pet_geometry, entry.reference), dtype=bool)
-        return _Raw(ct, pet, label, fov)
+        return RawCase(ct, pet, label, fov)
 
-    def raw(self, index: int) -> _Raw:
+    def raw(self, index: int) -> RawCase:
         """The raw (HU, SUV, label, PET field of view) arrays of case ``index``."""
         pid = self.patient_ids[index]
         if self._cache is not None:

@@ -172,7 +172,7 @@ def _apply(
 
 
 def normalize_batch(image: Tensor, config: PreprocessConfig, pet_fov: Tensor | None = None) -> Tensor:
-    """Network input ``(N, 2, z, y, x)`` from raw [CT HU, PET SUV], as :func:`stack_channels` per sample.
+    """Network input ``(N, 2, z, y, x)`` from raw [CT HU, PET SUV], as :func:`~hecktorseg.preprocessing.stack_channels` per sample.
 
     ``pet_fov`` ``(N, z, y, x)`` (bool) gives the voxels of the PET statistics when
     ``config.pet_stats == "fov"``; a sample whose mask selects nothing uses all voxels.

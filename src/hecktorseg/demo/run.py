@@ -307,7 +307,7 @@ def _prepare_out(out_dir: PathLike, force: bool) -> Path:
 def _run_demo_nodes(
     out_dir: PathLike, cfg: DemoConfig, *, force: bool, progress: StageCallback | None
 ) -> DemoResult:
-    """The GTVp + GTVn demo (2025/2026 layout and rules); see the module docstring."""
+    """The GTVp + GTVn demo (2025/2026 layout and rules); see :mod:`hecktorseg.demo.run`."""
 
     from hecktorseg.data import write_synthetic_dataset
     from hecktorseg.evaluation import evaluate, visualize_case

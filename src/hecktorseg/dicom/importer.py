@@ -38,7 +38,9 @@ __all__ = ["RECORDS_DIR", "SUMMARY_NAME", "import_dicom", "output_name", "read_s
 logger = logging.getLogger(__name__)
 
 RECORDS_DIR = "dicom_records"
+"""Folder of the output where each patient's import record (``<name>.json``) is written."""
 SUMMARY_NAME = "dicom_import.csv"
+"""The table of every imported patient, written at the top of the output folder."""
 LOCK_NAME = ".hecktorseg-dicom-import.lock"
 SUMMARY_COLUMNS = (
     "patient_id",

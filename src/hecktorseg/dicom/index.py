@@ -21,7 +21,7 @@ from pydicom.errors import InvalidDicomError
 from hecktorseg.errors import DataError
 from hecktorseg.typing import PathLike, ProgressCallback
 
-__all__ = ["DicomIndex", "FileEntry", "SeriesEntry", "index_dicom"]
+__all__ = ["INDEX_TAGS", "DicomIndex", "FileEntry", "SeriesEntry", "index_dicom"]
 
 logger = logging.getLogger(__name__)
 

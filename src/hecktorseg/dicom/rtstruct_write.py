@@ -32,6 +32,7 @@ from hecktorseg.io import Geometry
 __all__ = ["ROI_COLOURS", "RTSTRUCT_SOP_CLASS", "labels_to_rtstruct", "mask_contours", "roi_masks"]
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+"""SOP Class UID of an RT Structure Set (DICOM PS3.4), the class of the files written here."""
 DETACHED_STUDY_SOP_CLASS = "1.2.840.10008.3.1.2.3.1"
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.10.1420.1"
 ROI_COLOURS: dict[int, tuple[int, int, int]] = {1: (255, 0, 0), 2: (0, 160, 255)}

@@ -31,7 +31,9 @@ from hecktorseg.typing import PathLike
 __all__ = ["CT_SOP_CLASS", "PET_SOP_CLASS", "StudyStyle", "write_dicom_study"]
 
 CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
+"""SOP Class UID of a CT Image (DICOM PS3.4), the class of the CT slices written."""
 PET_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.128"
+"""SOP Class UID of a PET Image (DICOM PS3.4), the class of the PET slices written."""
 F18_HALF_LIFE_S = 6586.2
 
 

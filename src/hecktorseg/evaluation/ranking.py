@@ -41,7 +41,7 @@ RANKING_COLUMNS: tuple[str, ...] = (
 
 @attrs.frozen
 class RunRanking:
-    """One run's scores and ranks (see the module docstring for the rules)."""
+    """One run's scores and ranks (see :mod:`hecktorseg.evaluation.ranking` for the rules)."""
 
     run: str
     gtvp_mean_dice: float

@@ -70,7 +70,7 @@ class EvaluationResult:
 
     @property
     def per_case_dice(self) -> dict[str, float]:
-        """Patient id → Dice (2022, 2025, 2026: the mean over the labels present)."""
+        """The Dice of each patient, by id (for 2022, 2025 and 2026 the mean over the labels present)."""
         return {c.patient_id: float(c.metrics.get("dice", math.nan)) for c in self.cases}
 
     def rows(self) -> list[dict[str, Any]]:

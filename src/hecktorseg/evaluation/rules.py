@@ -43,6 +43,7 @@ __all__ = [
     "Edition",
     "EditionRules",
     "GridPolicy",
+    "MissingScorer",
     "ScoringOptions",
     "get_rules",
 ]

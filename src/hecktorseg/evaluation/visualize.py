@@ -32,6 +32,7 @@ __all__ = [
     "LABEL_COLOURS",
     "LABEL_NAMES",
     "SOURCE_STYLES",
+    "ImageOrPath",
     "find_visualization_cases",
     "visualize_case",
     "visualize_dataset",
@@ -45,7 +46,7 @@ ImageOrPath: TypeAlias = "sitk.Image | str | Path"
 _LineStyle: TypeAlias = Literal["solid", "dashed"]
 
 LABEL_COLOURS: dict[int, str] = {1: "#00d000", 2: "#ff33ff"}
-"""Contour colour per label value: GTVp / primary tumour green, GTVn / lymph nodes magenta."""
+"""Contour colour of each label value (GTVp, the primary tumour, green; GTVn, the lymph nodes, magenta)."""
 
 LABEL_NAMES: dict[int, str] = LABEL_NAMES_2022
 """Legend name per label value (label 1 is the primary tumour, GTVt in 2020/2021)."""

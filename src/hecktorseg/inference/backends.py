@@ -60,8 +60,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Backend = Literal["torch", "openvino", "onnxruntime"]
+"""A runtime that runs the networks (eager PyTorch, OpenVINO or ONNX Runtime)."""
 BackendChoice = Literal["auto", "torch", "openvino", "onnxruntime"]
+"""A :data:`Backend`, or ``"auto"`` for the verified choice of the device and precision."""
 BACKENDS: tuple[Backend, ...] = ("torch", "openvino", "onnxruntime")
+"""Every :data:`Backend`, in the order of :data:`Backend`."""
 
 INSTALL_COMMANDS: dict[str, str] = {
     "torch": "pip install torch",

@@ -61,7 +61,7 @@ class Ensemble:
 
     @property
     def n_members(self) -> int:
-        """Predictions averaged per voxel: models × mirrorings."""
+        """How many predictions are averaged per voxel (models × mirrorings)."""
         return len(self.models) * (len(MIRROR_AXES) if self.tta else 1)
 
     def __call__(self, x: Tensor, with_var: bool = False) -> Tensor:

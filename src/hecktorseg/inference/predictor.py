@@ -225,7 +225,7 @@ class Predictor:
 
     @property
     def n_members(self) -> int:
-        """Predictions averaged per voxel: models × mirrorings."""
+        """How many predictions are averaged per voxel (models × mirrorings)."""
         return self.ensemble.n_members
 
     def _direct(self, t: Tensor, with_var: bool) -> Tensor:

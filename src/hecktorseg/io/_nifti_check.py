@@ -200,7 +200,7 @@ def check_image_file(path: PathLike) -> None:
     at least that long, and a ``.nii.gz`` file's gzip trailer (the uncompressed
     size) must match it. Only the first few hundred bytes are decompressed. When
     the trailer does not match (e.g. several gzip members), the file is scanned in
-    full (:func:`scan_nifti`). Files in other formats must open with ITK.
+    full. Files in other formats must open with ITK.
 
     Raises
     ------

@@ -26,12 +26,12 @@ class Layout(str, enum.Enum):
     HECKTOR2022 = "2022"
     """``imagesTr/<PID>__CT|__PT.nii.gz``, ``labelsTr/<PID>.nii.gz`` (labels 0, 1 GTVp, 2 GTVn)."""
     HECKTOR2025 = "2025"
-    """HECKTOR 2025 Task 1: ``<PID>/<PID>__CT|__PT.nii.gz`` + ``<PID>/<PID>.nii.gz`` (0/1/2) and
+    """HECKTOR 2025 Task 1 — ``<PID>/<PID>__CT|__PT.nii.gz`` + ``<PID>/<PID>.nii.gz`` (0/1/2) and
     ``HECKTOR_2025_Training_Task_1.csv``; or the 2022 folders with the 2025 table names."""
     HECKTOR2026 = "2026"
-    """HECKTOR 2026: the 2025 Task 1 folders with ``HECKTOR_2026_Training_Task.csv``."""
+    """HECKTOR 2026 — the 2025 Task 1 folders with ``HECKTOR_2026_Training_Task.csv``."""
     NNUNET = "nnunet"
-    """nnU-Net raw: ``imagesTr/<case>_0000|_0001.nii.gz``, ``labelsTr``, ``dataset.json``."""
+    """nnU-Net raw data — ``imagesTr/<case>_0000|_0001.nii.gz``, ``labelsTr``, ``dataset.json``."""
 
     def __str__(self) -> str:
         return self.value

@@ -231,7 +231,7 @@ LAYOUT_SPECS: tuple[LayoutSpec, ...] = (
         ),
     ),
 )
-"""Every layout, in detection order (see the module docstring)."""
+"""Every layout, in detection order (see :mod:`hecktorseg.io.layout_specs`)."""
 
 _BY_LAYOUT = {spec.layout: spec for spec in LAYOUT_SPECS}
 _BY_NAME = {name: spec.layout for spec in LAYOUT_SPECS for name in (spec.name, *spec.aliases)}

@@ -48,7 +48,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "hecktorseg"
+"""The ``format`` entry of every checkpoint this package writes, which tells it from the original's."""
 CHECKPOINT_FORMAT_VERSION = 1
+"""The ``format_version`` entry written; a checkpoint with a later (or no) version is refused."""
 _RESERVED = frozenset({"format", "format_version", "hecktorseg_version", "model", "state_dict", "metadata"})
 
 _TORCH_MAGIC: tuple[bytes, ...] = (b"PK\x03\x04", b"\x80")

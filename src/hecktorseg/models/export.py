@@ -37,6 +37,7 @@ __all__ = ["EXPORT_SUFFIXES", "export_model", "verify_export"]
 logger = logging.getLogger(__name__)
 
 EXPORT_SUFFIXES = (".onnx", ".pt")
+"""File suffixes :func:`export_model` writes: ONNX, or a TorchScript archive."""
 _ONNX_OPSET = 17
 # Above this many (voxels × first-level filters), the pure-Python ONNX evaluator is too slow.
 _REFERENCE_EVALUATOR_LIMIT = 32**3 * 8

@@ -1,8 +1,8 @@
 """Preprocessing a whole dataset: parallel, resumable, split into parts for clusters.
 
 This module runs the batch loop (:func:`preprocess_dataset`, one case at a time or in a worker
-pool) under the output folder's lock. The worker pool lives in
-:mod:`hecktorseg.preprocessing._workers`, the up-to-date checks of a resumed run in
+pool) under the output folder's lock. The worker pool lives in the private
+``hecktorseg.preprocessing._workers``, the up-to-date checks of a resumed run in
 :mod:`hecktorseg.preprocessing.resume` and the checks before a run in
 :mod:`hecktorseg.preprocessing.checks`.
 """

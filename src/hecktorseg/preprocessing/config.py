@@ -31,7 +31,7 @@ float32. The paper's grid is 144³ (3 million); a bigger request is a typo, refu
 memory is allocated."""
 
 BoxSource = Literal["auto", "table", "pet", "label"]
-"""Where the head-and-neck box comes from (see :attr:`PreprocessConfig.box_source`)."""
+"""Where the head-and-neck box comes from (see the ``box_source`` field of :class:`PreprocessConfig`)."""
 
 
 def _finite(config: PreprocessConfig) -> None:
@@ -204,7 +204,7 @@ class PreprocessConfig:
 
     @property
     def auto_box_size(self) -> Triplet:
-        """Size of boxes found from PET or the label: ``box_size_mm`` or ``spacing × size``."""
+        """Size of boxes found from PET or the label (``box_size_mm``, else ``spacing × size``)."""
         return self.box_size_mm if self.box_size_mm is not None else self.extent_mm
 
     @property

@@ -154,7 +154,7 @@ def aggregated_dice(intersection: float, predicted: float, true: float) -> float
 
 
 def selection_score(mean_dice: float, class_dice: Sequence[float], class_dsc_agg: Sequence[float]) -> float:
-    """The score that selects ``best.pt`` (see the module docstring).
+    """The score that selects ``best.pt`` (see :mod:`hecktorseg.training.classes`).
 
     Parameters
     ----------

@@ -48,12 +48,27 @@ def deterministic_algorithms(
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch (every device), Python's ``random`` and NumPy's global generator.
+
+    Parameters
+    ----------
+    seed
+        Any integer; NumPy receives it modulo 2**32.
+    """
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % (2**32))  # noqa: NPY002 - the legacy global RNG is what user code sees
 
 
 def rng_state() -> dict[str, Any]:
+    """Capture the state of every global generator :func:`seed_everything` seeds.
+
+    Returns
+    -------
+    dict
+        ``torch`` (a tensor), ``numpy`` and ``python`` (plain lists and numbers, which a
+        checkpoint loaded with ``weights_only=True`` can hold), plus ``cuda`` when CUDA is in use.
+    """
     np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))  # noqa: NPY002
     py_state = random.getstate()
     state: dict[str, Any] = {
@@ -67,6 +82,14 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore the generators from :func:`rng_state`'s output.
+
+    Parameters
+    ----------
+    state
+        What :func:`rng_state` returned; an entry that is missing or malformed leaves its
+        generator as it is, and ``cuda`` is skipped on a machine without CUDA.
+    """
     if isinstance(state.get("torch"), Tensor):
         torch.set_rng_state(state["torch"])
     np_state = state.get("numpy")

@@ -79,7 +79,7 @@ class Trainer:
         ``(epoch, index)`` keys (as :class:`~hecktorseg.data.PreprocessedDataset`
         does) so augmentation is seeded per epoch.
     fold_dir
-        Output folder (created; see :func:`prepare_fold_dir` for overwrite rules).
+        Output folder (created; see :func:`~hecktorseg.training.resume.prepare_fold_dir` for overwrite rules).
     model
         The network (default: :func:`build_train_model` seeded with ``config.seed``).
         Checkpoints need a registered model (:func:`hecktorseg.models.register_model`).
@@ -183,7 +183,7 @@ class Trainer:
         """What this run resolved to (device, precision, batch, augmentation device, options)."""
         self.metadata["runtime"] = self.runtime.to_dict()
         self.background_writes: bool = self.device.type == "cuda"
-        """Write checkpoints, metrics and plots on a background thread (default: on CUDA)."""
+        """Write checkpoints, metrics and plots on a background thread (by default on CUDA)."""
         self._writer = BackgroundWriter(False)
 
     # -- paths ------------------------------------------------------------------------------------
