@@ -4,6 +4,7 @@ Usage (a CUDA machine, about 2 minutes on an H200)::
 
     python benchmarks/gpu_convergence.py --json gpu_convergence.json
     python benchmarks/gpu_convergence.py --cpu --seeds 1 2     # the same on the CPU (~3 min a run)
+    python benchmarks/gpu_convergence.py --quick               # any machine: checks that it runs
 
 With ``--cpu`` both runs train on the CPU, deterministically, and the batched code path of the
 GPU (:class:`~hecktorseg.training.device_data.DeviceBatches`) is forced onto the CPU: what
@@ -41,7 +42,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--cpu", action="store_true", help="both paths on the CPU, deterministic")
+    parser.add_argument("--quick", action="store_true", help="--cpu, 1 epoch, seed 0: checks that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.cpu, args.epochs, args.seeds = True, 1, [0]
     if args.cpu:
         from hecktorseg.training import device_data
 
@@ -61,7 +65,7 @@ def main() -> None:
     defaults = TrainConfig()
     runs: list[dict[str, Any]] = []
     results: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(),
+        "device": "cpu" if args.cpu else torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "runs": runs,
     }
