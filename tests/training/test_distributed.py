@@ -83,7 +83,13 @@ def _worker(rank: int, world: int, port: int, out: str, data_dir: str) -> None:
     cleanup_distributed(ctx)
 
 
-def test_ddp_averages_gradients_across_two_cpu_processes(tmp_path: Path, preprocessed_dir: Path) -> None:
+def test_ddp_averages_gradients_across_two_cpu_processes(
+    tmp_path: Path, preprocessed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spawned ranks unpickle `_worker` by importing this module as `tests.training...`: the
+    # repository root must be on their path, which they inherit from this process (a bare
+    # `pytest` does not put the working folder there, `python -m pytest` does).
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     # The rendezvous store is bound here, on a port the OS picks, before the ranks start (as the
     # torchrun agent does): no port is probed and released, so none can be taken in between.
     store = torch.distributed.TCPStore(

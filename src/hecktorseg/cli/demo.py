@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Synthesise PET/CT phantoms, preprocess, train, predict, score and write report.md.
 
-        Runs on the CPU in a few minutes; no data or GPU needed. The default is the paper's
+        Runs in a few minutes on 2 CPU cores, no data or GPU needed; it trains and predicts on a
+        GPU when one is visible (--device cpu keeps it on the CPU). The default is the paper's
         2020 task (GTVt); --edition 2025 (or 2026) trains a GTVp + GTVn model on phantoms in
         that layout and reports the 2025 scores.
         """
